@@ -1,0 +1,76 @@
+import { appendAuditEvents, toAuditRow, type AuditInput } from '../audit/audit-log';
+import type { Database, Tx, TxPrincipal } from '../db';
+import { system, type Principal } from './principal';
+import type { RequestContext } from './request-context';
+
+/**
+ * What every service receives: who is asking, from where, and a transaction that
+ * already runs as that principal under row-level security. Never the raw database.
+ */
+export interface Scope {
+  readonly principal: Principal;
+  readonly request: RequestContext;
+  readonly tx: Tx;
+  /** Records an audit event; it is appended in this same transaction, just before commit. */
+  audit(event: AuditInput): void;
+  /** Runs once the transaction has committed (cache invalidation, notifications). */
+  afterCommit(fn: () => void): void;
+}
+
+export interface Scopes {
+  run<T>(principal: Principal, request: RequestContext, fn: (scope: Scope) => Promise<T>): Promise<T>;
+  /** System work (jobs, CLI, sign-in) names its reason; it is audited like any other. */
+  system<T>(reason: string, request: RequestContext, fn: (scope: Scope) => Promise<T>): Promise<T>;
+  /** A denial is recorded in a transaction of its own, after the attempt was rolled back. */
+  recordDenial(principal: Principal, request: RequestContext, event: AuditInput): Promise<void>;
+}
+
+export function toTxPrincipal(p: Principal): TxPrincipal {
+  switch (p.kind) {
+    case 'anonymous':
+      return { kind: 'anonymous', id: null, role: null, sessionId: null, reason: null };
+    case 'system':
+      return { kind: 'system', id: null, role: null, sessionId: null, reason: p.reason };
+    case 'pending':
+      return { kind: p.accountKind, id: p.accountId, role: p.role, sessionId: p.sessionId, reason: null };
+    case 'staff':
+      return { kind: 'staff', id: p.accountId, role: p.role, sessionId: p.sessionId, reason: null };
+    default:
+      return { kind: p.kind, id: p.accountId, role: null, sessionId: p.sessionId, reason: null };
+  }
+}
+
+export function createScopes(db: Database): Scopes {
+  async function run<T>(principal: Principal, request: RequestContext, fn: (scope: Scope) => Promise<T>): Promise<T> {
+    const events: AuditInput[] = [];
+    const after: (() => void)[] = [];
+    const result = await db.transaction(toTxPrincipal(principal), async (tx) => {
+      const scope: Scope = {
+        principal,
+        request,
+        tx,
+        audit: (e) => void events.push(e),
+        afterCommit: (f) => void after.push(f),
+      };
+      const out = await fn(scope);
+      // Last statement before COMMIT: the chain head's row lock is held as briefly as possible.
+      await appendAuditEvents(
+        tx,
+        events.map((e) => toAuditRow(principal, request, e)),
+      );
+      return out;
+    });
+    for (const f of after) f();
+    return result;
+  }
+
+  return {
+    run,
+    system: (reason, request, fn) => run(system(reason), request, fn),
+    recordDenial: async (principal, request, event) => {
+      await db.transaction(toTxPrincipal(principal), (tx) =>
+        appendAuditEvents(tx, [toAuditRow(principal, request, { ...event, outcome: event.outcome ?? 'denied' })]),
+      );
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import type { Principal } from '../access/principal';
+import type { RequestContext } from '../access/request-context';
+import type { Tx } from '../db';
+
+/** One thing that happened to (or was attempted on) data. Never carries patient data itself. */
+export interface AuditInput {
+  action: string;
+  objectType?: string;
+  objectId?: string;
+  /** The patient the event concerns, when there is one. */
+  patientId?: string | null;
+  outcome?: 'success' | 'denied' | 'failure';
+  /** Identifiers and codes only: no names, no free text typed by a user. */
+  details?: Record<string, string | number | boolean | null | string[] | number[]>;
+}
+
+const MAX_USER_AGENT = 300;
+
+export function toAuditRow(principal: Principal, request: RequestContext, e: AuditInput) {
+  const actor = actorOf(principal);
+  return {
+    ...actor,
+    action: e.action,
+    object_type: e.objectType ?? null,
+    object_id: e.objectId ?? null,
+    patient_id: e.patientId ?? null,
+    outcome: e.outcome ?? 'success',
+    client_ip: request.clientIp,
+    user_agent: request.userAgent ? request.userAgent.slice(0, MAX_USER_AGENT) : null,
+    request_id: request.requestId,
+    details: e.details ? JSON.stringify(e.details) : null,
+  };
+}
+
+function actorOf(p: Principal) {
+  switch (p.kind) {
+    case 'anonymous':
+      return { actor_kind: 'anonymous', actor_id: null, actor_role: null, session_id: null, system_reason: null };
+    case 'system':
+      return { actor_kind: 'system', actor_id: null, actor_role: null, session_id: null, system_reason: p.reason };
+    case 'pending':
+      return {
+        actor_kind: p.accountKind,
+        actor_id: p.accountId,
+        actor_role: p.role ?? `pending-${p.stage}`,
+        session_id: p.sessionId,
+        system_reason: null,
+      };
+    case 'staff':
+      return { actor_kind: 'staff', actor_id: p.accountId, actor_role: p.role, session_id: p.sessionId, system_reason: null };
+    default:
+      return { actor_kind: p.kind, actor_id: p.accountId, actor_role: null, session_id: p.sessionId, system_reason: null };
+  }
+}
+
+/**
+ * The only writer of the audit log. Appends in the caller's transaction; the database
+ * assigns sequence, time and hash chain (trigger `confidant_audit_chain`).
+ */
+export async function appendAuditEvents(tx: Tx, rows: ReturnType<typeof toAuditRow>[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.insertInto('audit_events').values(rows).execute();
+}

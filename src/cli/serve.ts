@@ -1,0 +1,61 @@
+import type { Config } from '../config';
+import { DEMO_PEOPLE } from '../demo/demo-clinic';
+import { seedDemoClinic } from '../demo/seed-demo-clinic';
+import { createService } from '../server';
+
+export async function serve(config: Config): Promise<void> {
+  const service = await createService(config);
+  const log = service.deps.logger;
+
+  if (config.demo) {
+    const { created } = await service.deps.scopes.system(
+      'demo clinic seed',
+      { requestId: 'startup', clientIp: null, userAgent: null },
+      (scope) => seedDemoClinic(scope),
+    );
+    if (created) log.info({ created }, 'demo clinic seeded');
+  }
+
+  const address = await service.built.app.listen({ port: config.port, host: config.host });
+  const url = config.publicUrl ?? address.replace('[::1]', 'localhost');
+  const where = config.database.kind === 'pglite' ? `embedded PGlite in ${config.database.dataDir}` : 'PostgreSQL (DATABASE_URL)';
+  process.stdout.write(`\nConfidant is running at ${url}  (database: ${where}, mode: ${config.mode})\n`);
+  if (config.demo) process.stdout.write(demoBanner());
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining requests');
+    const force = setTimeout(() => {
+      log.error('shutdown took longer than 15 s; exiting');
+      process.exit(1);
+    }, 15_000);
+    force.unref();
+    try {
+      await service.close();
+      log.info('stopped cleanly');
+      process.exit(0);
+    } catch (err) {
+      log.error({ errName: (err as Error).name }, 'error while stopping');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+function demoBanner(): string {
+  const rows = DEMO_PEOPLE.map(
+    (p) => `  ${p.role.padEnd(9)} ${p.email.padEnd(32)} ${p.password.padEnd(30)} ${p.totpSecret ?? ''}`,
+  );
+  return [
+    '',
+    'DEMO MODE — demo accounts below exist only because CONFIDANT_DEMO is on (never in production).',
+    `  ${'role'.padEnd(9)} ${'email'.padEnd(32)} ${'password'.padEnd(30)} TOTP secret`,
+    ...rows,
+    'Staff sign in with a TOTP code: add the secret to an authenticator app, or run',
+    '  npx confidant totp <secret>',
+    '',
+  ].join('\n');
+}

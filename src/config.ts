@@ -1,0 +1,89 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['0', '1', 'true', 'false', 'yes', 'no'])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const duration = z.coerce.number().int().positive();
+
+const EnvSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  CONFIDANT_MODE: z.enum(['development', 'production']).optional(),
+  CONFIDANT_DEMO: bool.optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('127.0.0.1'),
+  PUBLIC_URL: z.string().url().optional(),
+  DATA_DIR: z.string().default('./data'),
+  DATABASE_URL: z.string().optional(),
+  DATABASE_OWNER_URL: z.string().optional(),
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(20),
+  CONFIDANT_DB_SERVICE_ROLE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+    .default('confidant_app'),
+  SESSION_IDLE_MINUTES: duration.default(30),
+  SESSION_ABSOLUTE_HOURS: duration.default(12),
+  TRUST_PROXY: bool.default(false),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CLINIC_NAME: z.string().min(1).max(200).default('Confidant Demo Clinic'),
+});
+
+export interface Config {
+  mode: 'development' | 'production';
+  demo: boolean;
+  port: number;
+  host: string;
+  publicUrl: string | undefined;
+  secureCookies: boolean;
+  dataDir: string;
+  database:
+    | { kind: 'pglite'; dataDir: string | undefined }
+    | { kind: 'postgres'; url: string; ownerUrl: string; poolSize: number };
+  serviceRole: string;
+  sessionIdleMs: number;
+  sessionAbsoluteMs: number;
+  trustProxy: boolean;
+  logLevel: string;
+  clinicName: string;
+}
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`Invalid configuration: ${issues}`);
+  }
+  const e = parsed.data;
+  const mode = e.CONFIDANT_MODE ?? (e.NODE_ENV === 'production' ? 'production' : 'development');
+  const demo = mode === 'production' ? false : (e.CONFIDANT_DEMO ?? true);
+  if (mode === 'production' && e.CONFIDANT_DEMO === true) {
+    throw new ConfigError('CONFIDANT_DEMO cannot be enabled in production mode');
+  }
+  const dataDir = path.resolve(e.DATA_DIR);
+  return {
+    mode,
+    demo,
+    port: e.PORT,
+    host: e.HOST,
+    publicUrl: e.PUBLIC_URL,
+    secureCookies: e.PUBLIC_URL?.startsWith('https://') ?? false,
+    dataDir,
+    database: e.DATABASE_URL
+      ? {
+          kind: 'postgres',
+          url: e.DATABASE_URL,
+          ownerUrl: e.DATABASE_OWNER_URL ?? e.DATABASE_URL,
+          poolSize: e.DATABASE_POOL_SIZE,
+        }
+      : { kind: 'pglite', dataDir: path.join(dataDir, 'pglite') },
+    serviceRole: e.CONFIDANT_DB_SERVICE_ROLE,
+    sessionIdleMs: e.SESSION_IDLE_MINUTES * 60_000,
+    sessionAbsoluteMs: e.SESSION_ABSOLUTE_HOURS * 3_600_000,
+    trustProxy: e.TRUST_PROXY,
+    logLevel: e.LOG_LEVEL,
+    clinicName: e.CLINIC_NAME,
+  };
+}

@@ -1,0 +1,45 @@
+import { z } from 'zod';
+import { IsoDateTime, Uuid } from './common';
+
+export const StaffMember = z.object({
+  id: Uuid,
+  kind: z.enum(['clinician', 'staff']),
+  role: z.enum(['clinician', 'dpo', 'admin']),
+  displayName: z.string(),
+  email: z.string(),
+  mfaEnabled: z.boolean(),
+  createdAt: IsoDateTime,
+});
+export const StaffList = z.object({ staff: z.array(StaffMember) });
+
+export const AuditEvent = z.object({
+  seq: z.number().int(),
+  id: Uuid,
+  occurredAt: IsoDateTime,
+  actorKind: z.string(),
+  actorId: Uuid.nullable(),
+  actorRole: z.string().nullable(),
+  systemReason: z.string().nullable(),
+  action: z.string(),
+  objectType: z.string().nullable(),
+  objectId: z.string().nullable(),
+  patientId: Uuid.nullable(),
+  outcome: z.enum(['success', 'denied', 'failure']),
+  clientIp: z.string().nullable(),
+  requestId: z.string().nullable(),
+});
+export const AuditEventQuery = z.strictObject({
+  patientId: Uuid.optional(),
+  actorId: Uuid.optional(),
+  action: z.string().max(100).optional(),
+  outcome: z.enum(['success', 'denied', 'failure']).optional(),
+  beforeSeq: z.coerce.number().int().positive().optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+export const AuditEventPage = z.object({ events: z.array(AuditEvent), nextBeforeSeq: z.number().int().nullable() });
+export const AuditVerification = z.object({
+  ok: z.boolean(),
+  checked: z.number().int(),
+  headSeq: z.number().int(),
+  firstBad: z.object({ seq: z.number().int(), id: z.string(), problem: z.string() }).optional(),
+});

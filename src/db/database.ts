@@ -1,0 +1,166 @@
+import { mkdir } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import { lockDataDir } from './data-dir-lock';
+import { migrate } from './migrate';
+import { PGliteDialect } from './pglite-dialect';
+import type { DB } from './schema';
+
+export type Tx = Transaction<DB>;
+
+/** What a transaction runs as: written to `confidant.*` settings, read by the RLS policies. */
+export interface TxPrincipal {
+  kind: 'anonymous' | 'patient' | 'clinician' | 'staff' | 'system';
+  id: string | null;
+  role: string | null;
+  sessionId: string | null;
+  reason: string | null;
+}
+
+export type DatabaseOptions =
+  | { kind: 'pglite'; dataDir?: string | undefined; loadDataDir?: Blob | undefined; serviceRole: string }
+  | { kind: 'postgres'; url: string; ownerUrl: string; poolSize: number; serviceRole: string };
+
+export interface RoleReport {
+  sessionUser: string;
+  superuser: boolean;
+  bypassRls: boolean;
+  ownsTables: number;
+}
+
+export interface Database {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `fn` in one transaction as the service role, with the principal set for RLS. */
+  transaction<T>(principal: TxPrincipal, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Owner connection: migrations, operator maintenance, tests. Never for request work. */
+  readonly owner: Kysely<DB>;
+  migrate(): Promise<{ applied: string[] }>;
+  /** Who the service's own connections log in as, and what that role could do. */
+  inspectServiceRole(): Promise<RoleReport>;
+  /** Signals between processes (NOTIFY is sent inside a scope's transaction, so it fires on commit). */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Embedded only: a snapshot of the whole data directory. */
+  dumpDataDir?(): Promise<Blob>;
+  close(): Promise<void>;
+}
+
+// int8 as number (counts, sequence numbers stay far below 2^53); date as its ISO text, never a local-midnight Date.
+const parsers = { 20: (v: string) => Number(v), 1082: (v: string) => v };
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  return opts.kind === 'pglite' ? openPGlite(opts) : openPostgres(opts);
+}
+
+function setPrincipal(tx: Tx, serviceRole: string, p: TxPrincipal) {
+  // One round trip: the role and every principal setting, all transaction-local.
+  return sql`select set_config('role', ${serviceRole}, true),
+    set_config('confidant.principal_kind', ${p.kind}, true),
+    set_config('confidant.principal_id', ${p.id ?? ''}, true),
+    set_config('confidant.principal_role', ${p.role ?? ''}, true),
+    set_config('confidant.session_id', ${p.sessionId ?? ''}, true),
+    set_config('confidant.reason', ${p.reason ?? ''}, true)`.execute(tx);
+}
+
+async function openPGlite(opts: Extract<DatabaseOptions, { kind: 'pglite' }>): Promise<Database> {
+  let unlock = () => {};
+  if (opts.dataDir) {
+    await mkdir(opts.dataDir, { recursive: true });
+    unlock = lockDataDir(opts.dataDir);
+  }
+  const pglite = new PGlite({
+    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+    ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
+    parsers,
+  });
+  await pglite.waitReady;
+  const kysely = new Kysely<DB>({ dialect: new PGliteDialect(pglite) });
+  let closed = false;
+  return {
+    kind: 'pglite',
+    owner: kysely,
+    transaction: (principal, fn) =>
+      kysely.transaction().execute(async (tx) => {
+        await setPrincipal(tx, opts.serviceRole, principal);
+        return fn(tx);
+      }),
+    migrate: () => migrate(kysely as Kysely<unknown>, opts.serviceRole),
+    inspectServiceRole: async () => ({ sessionUser: 'postgres', superuser: true, bypassRls: true, ownsTables: 0 }),
+    listen: async (channel, onMessage) => pglite.listen(channel, onMessage),
+    dumpDataDir: () => pglite.dumpDataDir('none'),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await kysely.destroy();
+      await pglite.close();
+      unlock();
+    },
+  };
+}
+
+async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>): Promise<Database> {
+  pg.types.setTypeParser(20, parsers[20]);
+  pg.types.setTypeParser(1082, parsers[1082]);
+  const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize, application_name: 'confidant' });
+  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  let ownerKysely: Kysely<DB> | undefined;
+  const listeners = new Set<() => Promise<void>>();
+  const owner = () =>
+    (ownerKysely ??= new Kysely<DB>({
+      dialect: new PostgresDialect({
+        pool: new pg.Pool({ connectionString: opts.ownerUrl, max: 2, application_name: 'confidant-owner' }),
+      }),
+    }));
+  return {
+    kind: 'postgres',
+    get owner() {
+      return owner();
+    },
+    transaction: (principal, fn) =>
+      kysely.transaction().execute(async (tx) => {
+        await setPrincipal(tx, opts.serviceRole, principal);
+        return fn(tx);
+      }),
+    migrate: () => migrate(owner() as Kysely<unknown>, opts.serviceRole),
+    inspectServiceRole: async () => {
+      const { rows } = await sql<RoleReport>`
+        select session_user as "sessionUser", r.rolsuper as superuser, r.rolbypassrls as "bypassRls",
+          (select count(*) from pg_class c where c.relowner = r.oid and c.relkind in ('r', 'p', 'v'))::int as "ownsTables"
+        from pg_roles r where r.rolname = session_user`.execute(kysely);
+      return rows[0]!;
+    },
+    listen: async (channel, onMessage) => {
+      if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error('invalid channel name');
+      let client: pg.Client | undefined;
+      let stopped = false;
+      const connect = async (): Promise<void> => {
+        if (stopped) return;
+        const c = new pg.Client({ connectionString: opts.url, application_name: 'confidant-listen' });
+        c.on('notification', (n) => n.channel === channel && onMessage(n.payload ?? ''));
+        c.on('error', () => {
+          // Reconnect; callers treat a missed message like a cache miss (entries also expire).
+          client = undefined;
+          c.end().catch(() => {});
+          setTimeout(() => void connect().catch(() => {}), 1000).unref();
+        });
+        await c.connect();
+        await c.query(`listen ${channel}`);
+        client = c;
+      };
+      await connect();
+      listeners.add(async () => {
+        stopped = true;
+        await client?.end().catch(() => {});
+      });
+      return async () => {
+        stopped = true;
+        await client?.end().catch(() => {});
+      };
+    },
+    close: async () => {
+      for (const stop of listeners) await stop();
+      await kysely.destroy();
+      await ownerKysely?.destroy();
+    },
+  };
+}

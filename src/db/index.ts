@@ -1,0 +1,14 @@
+// The only door to the database. Nothing outside src/db imports a database client
+// (pg, PGlite, kysely); a test enforces it.
+export { openDatabase, type Database, type DatabaseOptions, type Tx, type TxPrincipal, type RoleReport } from './database';
+export type { DB } from './schema';
+export { sql } from 'kysely';
+
+/** True when `err` is PostgreSQL's unique_violation (on `constraint`, when given), from either driver. */
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; constraint?: unknown; message?: unknown };
+  if (e.code !== '23505') return false;
+  if (!constraint) return true;
+  return e.constraint === constraint || (typeof e.message === 'string' && e.message.includes(`"${constraint}"`));
+}

@@ -1,0 +1,59 @@
+/**
+ * Errors a user can cause: a stable code, a message safe to show, an HTTP status.
+ * Anything else that escapes a handler is a bug and answers 500 `internal` with no detail.
+ */
+export const ErrorStatus = {
+  bad_request: 400,
+  validation_failed: 400,
+  invalid_json: 400,
+  unsupported_media_type: 415,
+  payload_too_large: 413,
+  unauthenticated: 401,
+  invalid_credentials: 401,
+  mfa_required: 401,
+  invalid_mfa_code: 401,
+  mfa_enrolment_required: 403,
+  csrf_failed: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  email_taken: 409,
+  mfa_already_enabled: 409,
+  weak_password: 422,
+  invalid_nhs_number: 422,
+  too_many_attempts: 429,
+  egress_denied: 500,
+  internal: 500,
+  unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ErrorStatus;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; requestId?: string; issues?: { path: string; message: string }[] };
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly issues: { path: string; message: string }[] | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { issues?: { path: string; message: string }[]; headers?: Record<string, string> } = {},
+  ) {
+    super(message);
+    this.name = 'AppError';
+    this.code = code;
+    this.status = ErrorStatus[code];
+    this.issues = opts.issues;
+    this.headers = opts.headers;
+  }
+}
+
+/** The one answer for "missing" and "not yours". */
+export function notFound(): AppError {
+  return new AppError('not_found', 'Not found');
+}

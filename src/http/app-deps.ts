@@ -1,0 +1,15 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Scopes } from '../access/scope';
+import type { Config } from '../config';
+import type { IdentityDeps } from '../modules/identity/identity-deps';
+import type { SessionDirectory } from '../modules/identity/sessions';
+
+/** Everything a route may reach, wired once in the composition root (src/server.ts). */
+export interface AppDeps {
+  config: Config;
+  scopes: Scopes;
+  sessions: SessionDirectory;
+  identity: IdentityDeps;
+  logger: FastifyBaseLogger;
+  databaseKind: 'pglite' | 'postgres';
+}

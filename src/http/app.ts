@@ -1,0 +1,169 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import cookie from '@fastify/cookie';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { AppError, type ErrorBody } from '../errors';
+import type { AppDeps } from './app-deps';
+import type { AnyRoute } from './define-route';
+import { buildOpenApi } from './openapi';
+import { registerRoute } from './register-route';
+import { allRoutes } from './routes';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    confidantRoute?: AnyRoute;
+    /** Non-API routes (static files) say why they are open. */
+    publicReason?: string;
+  }
+}
+
+export interface BuiltApp {
+  app: FastifyInstance;
+  /** Every route Fastify registered, with what it declared: the route test reads this. */
+  registered: { method: string; url: string; route?: AnyRoute; publicReason?: string }[];
+}
+
+export const JSON_BODY_LIMIT = 64 * 1024;
+
+const CSP = [
+  "default-src 'self'",
+  "img-src 'self' data: blob:",
+  "media-src 'self' blob:",
+  "style-src 'self'",
+  "script-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?: AnyRoute[] } = {}): Promise<BuiltApp> {
+  const registered: BuiltApp['registered'] = [];
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.logger,
+    genReqId: () => randomUUID(),
+    trustProxy: deps.config.trustProxy,
+    bodyLimit: JSON_BODY_LIMIT,
+    disableRequestLogging: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  app.addHook('onRoute', (r) => {
+    const methods = Array.isArray(r.method) ? r.method : [r.method];
+    for (const m of methods) {
+      if (m === 'HEAD') continue;
+      registered.push({
+        method: m,
+        url: r.url,
+        ...(r.config?.confidantRoute ? { route: r.config.confidantRoute } : {}),
+        ...(r.config?.publicReason ? { publicReason: r.config.publicReason } : {}),
+      });
+    }
+  });
+
+  // Only JSON bodies; anything else is refused before it reaches a handler.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '' || body === undefined) return done(null, undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new AppError('invalid_json', 'The request body is not valid JSON.'), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('content-security-policy', CSP);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('cross-origin-opener-policy', 'same-origin');
+    reply.header('cross-origin-resource-policy', 'same-origin');
+    reply.header('permissions-policy', 'camera=(self), microphone=(self), geolocation=(), payment=()');
+    if (deps.config.secureCookies) reply.header('strict-transport-security', 'max-age=63072000; includeSubDomains');
+    if (isApi(req)) reply.header('cache-control', 'no-store');
+    reply.header('x-request-id', String(req.id));
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    // Path only: a query string could carry something it should not.
+    req.log.info(
+      { reqId: req.id, method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
+  });
+
+  app.setErrorHandler(async (error: FastifyError | AppError | Error, req, reply) => {
+    const appError = toAppError(error);
+    if (appError.status >= 500) {
+      // Never the message (it may quote data); the name, code and where it happened.
+      const stack = (error.stack ?? '').split('\n').slice(1, 8).join('\n');
+      req.log.error({ reqId: req.id, errName: error.name, errCode: (error as { code?: unknown }).code, stack }, 'request failed');
+    }
+    if (appError.headers) reply.headers(appError.headers);
+    const body: ErrorBody = {
+      error: {
+        code: appError.code,
+        message: appError.message,
+        requestId: String(req.id),
+        ...(appError.issues ? { issues: appError.issues } : {}),
+      },
+    };
+    reply.header('cache-control', 'no-store');
+    return reply.code(appError.status).send(body);
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    if (!isApi(req) && opts.webRoot && req.method === 'GET') {
+      return reply.type('text/html').sendFile('index.html');
+    }
+    return reply.code(404).send({ error: { code: 'not_found', message: 'Not found', requestId: String(req.id) } });
+  });
+
+  await app.register(cookie);
+
+  const routes = opts.routes ?? allRoutes;
+  for (const r of routes) registerRoute(app, deps, r);
+
+  const openapi = buildOpenApi(routes, deps.config);
+  app.get('/api/openapi.json', { config: { publicReason: 'API description; holds no data' } }, async () => openapi);
+
+  if (opts.webRoot && existsSync(path.join(opts.webRoot, 'index.html'))) {
+    await app.register(fastifyStatic, {
+      root: opts.webRoot,
+      wildcard: false,
+      index: ['index.html'],
+      config: { publicReason: 'the web app bundle; holds no data' },
+    } as Parameters<typeof fastifyStatic>[1]);
+  }
+
+  return { app, registered };
+}
+
+function isApi(req: FastifyRequest) {
+  return req.url === '/api' || req.url.startsWith('/api/') || req.url.startsWith('/api?');
+}
+
+function toAppError(error: FastifyError | AppError | Error): AppError {
+  if (error instanceof AppError) return error;
+  const code = (error as FastifyError).code;
+  const status = (error as FastifyError).statusCode;
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('payload_too_large', `The request body is larger than ${JSON_BODY_LIMIT / 1024} KB.`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new AppError('unsupported_media_type', 'Send the request body as application/json.');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError('invalid_json', 'The request body is empty.');
+    default:
+      break;
+  }
+  if (status === 404) return new AppError('not_found', 'Not found');
+  if (status === 405) return new AppError('method_not_allowed', 'Method not allowed');
+  if (typeof status === 'number' && status >= 400 && status < 500) return new AppError('bad_request', 'The request is not valid.');
+  return new AppError('internal', 'Something went wrong on our side. Try again in a moment.');
+}

@@ -1,0 +1,70 @@
+import type { ZodType } from 'zod';
+import type { Permission } from '../access/permissions';
+import type { Principal } from '../access/principal';
+import type { RequestContext } from '../access/request-context';
+import type { Scope } from '../access/scope';
+import type { AuthenticatedSession, IssuedSession } from '../modules/identity/sessions';
+import type { AppDeps } from './app-deps';
+
+/**
+ * Who may call a route. There is no default: a route that declares nothing cannot be
+ * registered, and a test walks every registered route to prove it.
+ */
+export type Access =
+  | { public: true; reason: string }
+  | { permission: Permission };
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+export interface HandlerContext<B, P, Q> {
+  body: B;
+  params: P;
+  query: Q;
+  principal: Principal;
+  session: AuthenticatedSession | null;
+  request: RequestContext;
+  deps: AppDeps;
+  /** Present for `run: 'scoped'` routes: the caller's transaction. */
+  scope: Scope;
+  setSession(issued: IssuedSession): void;
+  clearSession(): void;
+}
+
+export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unknown> {
+  method: HttpMethod;
+  url: string;
+  summary: string;
+  tags: string[];
+  access: Access;
+  body?: ZodType<B>;
+  params?: ZodType<P>;
+  query?: ZodType<Q>;
+  response: ZodType<R>;
+  status?: number;
+  /**
+   * The patients that patient-owned objects in the output belong to; the egress check
+   * proves each is in the caller's scope. `'none'` for outputs that hold no patient data.
+   */
+  egress: 'none' | ((output: R) => Iterable<string>);
+  /**
+   * `scoped` (the default): the handler runs inside the caller's transaction.
+   * `flow`: sign-in flows that create principals and open their own scopes; they may not
+   * return patient data.
+   */
+  run?: 'scoped' | 'flow';
+  handler: (ctx: HandlerContext<B, P, Q>) => Promise<R>;
+}
+
+export type AnyRoute = RouteDefinition<any, any, any, any>;
+
+export function defineRoute<B = undefined, P = undefined, Q = undefined, R = unknown>(
+  def: RouteDefinition<B, P, Q, R>,
+): RouteDefinition<B, P, Q, R> {
+  if (!def.access || (!('public' in def.access) && !('permission' in def.access))) {
+    throw new Error(`route ${def.method} ${def.url} declares no access`);
+  }
+  if (def.run === 'flow' && def.egress !== 'none') {
+    throw new Error(`flow route ${def.method} ${def.url} may not return patient data`);
+  }
+  return def;
+}

@@ -1,0 +1,159 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ZodError, type ZodType } from 'zod';
+import { assertEgressAllowed, EgressViolation } from '../access/egress';
+import { hasPermission } from '../access/permissions';
+import type { Principal } from '../access/principal';
+import type { RequestContext } from '../access/request-context';
+import { AppError } from '../errors';
+import { csrfTokenMatches, SESSION_COOKIE } from '../modules/identity/session-tokens';
+import type { AuthenticatedSession, IssuedSession } from '../modules/identity/sessions';
+import type { AppDeps } from './app-deps';
+import type { AnyRoute, HandlerContext } from './define-route';
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export function requestContext(req: FastifyRequest): RequestContext {
+  const ua = req.headers['user-agent'];
+  return { requestId: String(req.id), clientIp: req.ip ?? null, userAgent: typeof ua === 'string' ? ua : null };
+}
+
+function parse<T>(schema: ZodType<T> | undefined, value: unknown, where: string): T {
+  if (!schema) return undefined as T;
+  const r = schema.safeParse(value ?? (where === 'body' ? undefined : {}));
+  if (r.success) return r.data;
+  throw validationError(r.error, where);
+}
+
+export function validationError(err: ZodError, where: string): AppError {
+  const issues = err.issues.slice(0, 20).map((i) => ({
+    path: i.path.length ? i.path.join('.') : where,
+    // zod's messages name the rule, never echo the value.
+    message: i.code === 'unrecognized_keys' ? `Unknown field(s): ${(i as { keys: string[] }).keys.join(', ')}` : i.message,
+  }));
+  return new AppError('validation_failed', 'Some of the details are missing or not valid.', { issues });
+}
+
+function setCookie(reply: FastifyReply, deps: AppDeps, issued: IssuedSession) {
+  reply.setCookie(SESSION_COOKIE, issued.token, {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: deps.config.secureCookies,
+    expires: issued.expiresAt,
+  });
+}
+
+function denialPrincipalFor(session: AuthenticatedSession | null): Principal {
+  return session?.principal ?? { kind: 'anonymous' };
+}
+
+export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRoute) {
+  app.route({
+    method: route.method,
+    url: route.url,
+    config: { confidantRoute: route },
+    handler: async (req, reply) => {
+      const request = requestContext(req);
+      const session = await deps.sessions.authenticate(req.cookies[SESSION_COOKIE], request);
+      const principal: Principal = session?.principal ?? { kind: 'anonymous' };
+      const action = 'permission' in route.access ? route.access.permission : `${route.method} ${route.url}`;
+
+      // Cross-site request forgery: see README "Security". A state-changing call must carry
+      // x-csrf-token; with a session it must be that session's token.
+      if (STATE_CHANGING.has(route.method)) {
+        const presented = req.headers['x-csrf-token'];
+        const ok =
+          typeof presented === 'string' &&
+          presented.length > 0 &&
+          (session ? csrfTokenMatches(session.token, presented) : true) &&
+          sameOrigin(req);
+        if (!ok) {
+          await deps.scopes.recordDenial(principal, request, { action, details: { reason: 'csrf_failed', route: route.url } });
+          throw new AppError('csrf_failed', 'This request could not be verified. Reload the page and try again.');
+        }
+      }
+
+      if ('permission' in route.access) {
+        if (!session) {
+          await deps.scopes.recordDenial(principal, request, { action, details: { reason: 'unauthenticated', route: route.url } });
+          throw new AppError('unauthenticated', 'Sign in to continue.');
+        }
+        if (!hasPermission(principal, route.access.permission)) {
+          await deps.scopes.recordDenial(principal, request, { action, details: { reason: 'not_permitted', route: route.url } });
+          if (principal.kind === 'pending') {
+            throw principal.stage === 'mfa'
+              ? new AppError('mfa_required', 'Enter the code from your authenticator app to finish signing in.')
+              : new AppError('mfa_enrolment_required', 'Set up two-step sign-in to continue.');
+          }
+          throw new AppError('not_found', 'Not found');
+        }
+      }
+
+      const params = parse(route.params, req.params, 'params');
+      const query = parse(route.query, req.query, 'query');
+      const body = parse(route.body, req.body, 'body');
+
+      const ctx: Omit<HandlerContext<unknown, unknown, unknown>, 'scope'> = {
+        body,
+        params,
+        query,
+        principal,
+        session,
+        request,
+        deps,
+        setSession: (issued) => setCookie(reply, deps, issued),
+        clearSession: () => void reply.clearCookie(SESSION_COOKIE, { path: '/' }),
+      };
+
+      let output: unknown;
+      try {
+        if (route.run === 'flow') {
+          output = await route.handler(ctx as HandlerContext<unknown, unknown, unknown>);
+        } else {
+          output = await deps.scopes.run(principal, request, async (scope) => {
+            const out = await route.handler({ ...ctx, scope });
+            if (route.egress !== 'none') await assertEgressAllowed(scope, route.egress(out));
+            return out;
+          });
+        }
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'not_found') {
+          await deps.scopes.recordDenial(denialPrincipalFor(session), request, {
+            action,
+            details: { reason: 'not_found', route: route.url },
+          });
+        }
+        if (err instanceof EgressViolation) {
+          await deps.scopes.recordDenial(principal, request, {
+            action: 'egress.blocked',
+            outcome: 'failure',
+            details: { route: route.url, foreignObjects: err.foreignCount },
+          });
+          deps.logger.fatal({ alert: 'egress_blocked', route: route.url, requestId: request.requestId }, 'egress check blocked a response');
+          throw new AppError('egress_denied', 'Something went wrong. The team has been alerted.');
+        }
+        throw err;
+      }
+
+      const shaped = route.response.parse(output);
+      reply.code(route.status ?? 200);
+      return shaped;
+    },
+  });
+}
+
+/** Browsers say where a request came from; a cross-site one is refused even before the token check. */
+function sameOrigin(req: FastifyRequest): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return false;
+  const origin = req.headers.origin;
+  if (typeof origin === 'string' && origin !== 'null') {
+    const host = req.headers.host;
+    try {
+      return new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,21 @@
+import { RegisterPatientInput, SignInResult } from '../../contracts/auth';
+import { registerPatient as register } from '../../modules/identity/register-patient';
+import { defineRoute } from '../define-route';
+
+export const registerPatient = defineRoute({
+  method: 'POST',
+  url: '/api/auth/register',
+  summary: 'Register as a patient; signs the new patient in',
+  tags: ['auth'],
+  access: { public: true, reason: 'anyone may register as a patient' },
+  body: RegisterPatientInput,
+  response: SignInResult,
+  status: 201,
+  egress: 'none',
+  run: 'flow',
+  handler: async ({ body, request, deps, setSession }) => {
+    const issued = await register(deps.identity, request, body);
+    setSession(issued);
+    return { stage: issued.stage, csrfToken: issued.csrfToken };
+  },
+});

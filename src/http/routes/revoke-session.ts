@@ -1,0 +1,19 @@
+import { z } from 'zod';
+import { Ok, Uuid } from '../../contracts/common';
+import { revokeMySession } from '../../modules/identity/manage-sessions';
+import { defineRoute } from '../define-route';
+
+export const revokeSession = defineRoute({
+  method: 'DELETE',
+  url: '/api/account/sessions/:sessionId',
+  summary: 'Sign out one of your own sessions',
+  tags: ['account'],
+  access: { permission: 'session.revoke' },
+  params: z.strictObject({ sessionId: Uuid }),
+  response: Ok,
+  egress: 'none',
+  handler: async ({ scope, params }) => {
+    await revokeMySession(scope, params.sessionId);
+    return { ok: true as const };
+  },
+});

@@ -1,0 +1,20 @@
+import { SignInInput, SignInResult } from '../../contracts/auth';
+import { signIn as signInWithPassword } from '../../modules/identity/sign-in';
+import { defineRoute } from '../define-route';
+
+export const signIn = defineRoute({
+  method: 'POST',
+  url: '/api/auth/sign-in',
+  summary: 'Sign in with email and password; may ask for a second factor next',
+  tags: ['auth'],
+  access: { public: true, reason: 'signing in is how a caller becomes a principal' },
+  body: SignInInput,
+  response: SignInResult,
+  egress: 'none',
+  run: 'flow',
+  handler: async ({ body, request, deps, setSession }) => {
+    const issued = await signInWithPassword(deps.identity, request, body);
+    setSession(issued);
+    return { stage: issued.stage, csrfToken: issued.csrfToken };
+  },
+});

@@ -1,0 +1,58 @@
+import type { AuthenticatedPrincipal } from '../../access/principal';
+import type { RequestContext } from '../../access/request-context';
+import { AppError } from '../../errors';
+import type { IdentityDeps } from './identity-deps';
+import { findOwnAccount, findOwnCredentials, recordFailure, revokeSessions } from './identity-repo';
+import { assertAcceptablePassword, hashPassword, verifyPassword } from './passwords';
+import { assertNotThrottled, throttleKey } from './sign-in';
+import { announceRevocation, startSession, type IssuedSession } from './sessions';
+
+/**
+ * Changes the password after checking the current one, then signs out every session of
+ * the account (this one included) and issues a fresh session for the caller.
+ */
+export async function changePassword(
+  deps: IdentityDeps,
+  principal: AuthenticatedPrincipal,
+  request: RequestContext,
+  input: { currentPassword: string; newPassword: string },
+): Promise<IssuedSession> {
+  const key = throttleKey('email', principal.accountId);
+  await assertNotThrottled(deps, request, key);
+  // Argon2 runs outside any transaction: a slow hash must not hold a connection.
+  const { account, creds } = await deps.scopes.run(principal, request, async (scope) => ({
+    account: await findOwnAccount(scope.tx, principal.accountId),
+    creds: await findOwnCredentials(scope.tx, principal.accountId),
+  }));
+  if (!account || !creds) throw new AppError('not_found', 'Not found');
+  const patientId = account.kind === 'patient' ? account.id : null;
+  if (!(await verifyPassword(creds.password_hash, input.currentPassword))) {
+    await deps.scopes.run(principal, request, async (scope) => {
+      await recordFailure(scope.tx, [key]);
+      scope.audit({ action: 'password.change', outcome: 'failure', objectType: 'account', objectId: account.id, patientId });
+    });
+    throw new AppError('invalid_credentials', 'Your current password is not right.');
+  }
+  if (input.newPassword === input.currentPassword) {
+    throw new AppError('weak_password', 'Choose a password different from your current one.');
+  }
+  assertAcceptablePassword(input.newPassword, [account.display_name, account.email.split('@')[0] ?? '']);
+  const hash = await hashPassword(input.newPassword);
+  return deps.scopes.run(principal, request, async (scope) => {
+    await scope.tx
+      .updateTable('account_credentials')
+      .set({ password_hash: hash, password_changed_at: new Date() })
+      .where('account_id', '=', account.id)
+      .execute();
+    const revoked = await revokeSessions(scope.tx, account.id, 'password_changed');
+    await announceRevocation(scope, account.id, 'all');
+    scope.audit({
+      action: 'password.change',
+      objectType: 'account',
+      objectId: account.id,
+      patientId,
+      details: { sessionsRevoked: revoked.length },
+    });
+    return startSession(scope, account.id, 'full', deps.sessions.policy);
+  });
+}

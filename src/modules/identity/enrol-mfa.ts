@@ -1,0 +1,71 @@
+import type { AuthenticatedPrincipal } from '../../access/principal';
+import type { RequestContext } from '../../access/request-context';
+import type { Scope } from '../../access/scope';
+import { AppError } from '../../errors';
+import type { IdentityDeps } from './identity-deps';
+import { findOwnAccount, findOwnCredentials, recordFailure, revokeSessions } from './identity-repo';
+import { assertNotThrottled, throttleKey } from './sign-in';
+import { announceRevocation, startSession, type IssuedSession } from './sessions';
+import { hashRecoveryCode, matchTotpStep, newRecoveryCodes, newTotpSecret, otpauthUri, qrSvg } from './totp';
+
+function patientOf(p: AuthenticatedPrincipal): string | null {
+  const kind = p.kind === 'pending' ? p.accountKind : p.kind;
+  return kind === 'patient' ? p.accountId : null;
+}
+
+/** Starts TOTP enrolment: a new secret, held as pending until a code proves the app has it. */
+export async function startMfaEnrolment(scope: Scope, issuer: string) {
+  const p = scope.principal as AuthenticatedPrincipal;
+  const account = await findOwnAccount(scope.tx, p.accountId);
+  if (!account) throw new AppError('not_found', 'Not found');
+  if (account.mfa_enabled_at) throw new AppError('mfa_already_enabled', 'Two-step sign-in is already set up for this account.');
+  const secret = newTotpSecret();
+  await scope.tx.updateTable('account_credentials').set({ mfa_pending_secret: secret }).where('account_id', '=', p.accountId).execute();
+  scope.audit({ action: 'mfa.enrol_start', objectType: 'account', objectId: p.accountId, patientId: patientOf(p) });
+  const uri = otpauthUri(secret, account.email, issuer);
+  return { secret, otpauthUri: uri, qrSvg: await qrSvg(uri) };
+}
+
+/** Confirms enrolment with a first code; returns recovery codes once and a fresh full session. */
+export async function confirmMfaEnrolment(
+  deps: IdentityDeps,
+  principal: AuthenticatedPrincipal,
+  request: RequestContext,
+  code: string,
+): Promise<{ recoveryCodes: string[]; session: IssuedSession }> {
+  const key = throttleKey('mfa', principal.accountId);
+  await assertNotThrottled(deps, request, key);
+  const result = await deps.scopes.run(principal, request, async (scope) => {
+    const creds = await findOwnCredentials(scope.tx, principal.accountId);
+    const account = await findOwnAccount(scope.tx, principal.accountId);
+    if (!creds || !account) throw new AppError('not_found', 'Not found');
+    if (account.mfa_enabled_at) throw new AppError('mfa_already_enabled', 'Two-step sign-in is already set up for this account.');
+    if (!creds.mfa_pending_secret) throw new AppError('bad_request', 'Start setting up two-step sign-in first.');
+    const step = matchTotpStep(creds.mfa_pending_secret, code);
+    if (step === null) {
+      await recordFailure(scope.tx, [key]);
+      scope.audit({ action: 'mfa.enrol_confirm', outcome: 'failure', objectType: 'account', objectId: principal.accountId, patientId: patientOf(principal) });
+      return null;
+    }
+    await scope.tx
+      .updateTable('account_credentials')
+      .set({ mfa_secret: creds.mfa_pending_secret, mfa_pending_secret: null, mfa_last_step: step })
+      .where('account_id', '=', principal.accountId)
+      .execute();
+    await scope.tx.updateTable('accounts').set({ mfa_enabled_at: new Date() }).where('id', '=', principal.accountId).execute();
+    await scope.tx.deleteFrom('mfa_recovery_codes').where('account_id', '=', principal.accountId).execute();
+    const recoveryCodes = newRecoveryCodes();
+    await scope.tx
+      .insertInto('mfa_recovery_codes')
+      .values(recoveryCodes.map((c) => ({ account_id: principal.accountId, code_hash: hashRecoveryCode(c) })))
+      .execute();
+    scope.audit({ action: 'mfa.enrol_confirm', objectType: 'account', objectId: principal.accountId, patientId: patientOf(principal) });
+    // A change of strength: the session that did it is replaced by a new one.
+    await revokeSessions(scope.tx, principal.accountId, 'mfa_enrolled', { sessionId: principal.sessionId });
+    await announceRevocation(scope, principal.accountId, [principal.sessionId]);
+    const session = await startSession(scope, principal.accountId, 'full', deps.sessions.policy);
+    return { recoveryCodes, session };
+  });
+  if (!result) throw new AppError('invalid_mfa_code', 'That code is not right. Check your authenticator app and try again.');
+  return result;
+}

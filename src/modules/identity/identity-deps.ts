@@ -1,0 +1,9 @@
+import type { Scopes } from '../../access/scope';
+import type { SessionDirectory } from './sessions';
+
+/** What the identity area's sign-in flows need: they create principals, so they open scopes. */
+export interface IdentityDeps {
+  scopes: Scopes;
+  sessions: SessionDirectory;
+  issuer: string;
+}

@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../../access/principal';
+import type { RequestContext } from '../../access/request-context';
+import type { Scope, Scopes } from '../../access/scope';
+import { sql } from '../../db';
+import { hashSessionToken, isPlausibleToken, newSessionToken, csrfTokenFor } from './session-tokens';
+import { insertSession, resolveSessionByHash, type ResolvedSession } from './identity-repo';
+
+export const SESSION_CHANNEL = 'confidant_sessions';
+
+export interface SessionPolicy {
+  idleMs: number;
+  absoluteMs: number;
+}
+
+export interface IssuedSession {
+  token: string;
+  csrfToken: string;
+  sessionId: string;
+  stage: 'full' | 'mfa' | 'enrol';
+  expiresAt: Date;
+}
+
+export interface AuthenticatedSession {
+  principal: Exclude<Principal, { kind: 'anonymous' } | { kind: 'system' }>;
+  displayName: string;
+  expiresAt: Date;
+  token: string;
+}
+
+interface CacheEntry {
+  session: AuthenticatedSession;
+  accountId: string;
+  fetchedAt: number;
+  lastActivity: number;
+}
+
+/**
+ * Session lookups, cached per process for a few seconds. Revocations clear the entry
+ * at once here and, through NOTIFY on commit, in every other process.
+ */
+export class SessionDirectory {
+  private readonly cache = new Map<string, CacheEntry>();
+
+  constructor(
+    private readonly scopes: Scopes,
+    readonly policy: SessionPolicy,
+    private readonly ttlMs = 10_000,
+    private readonly maxEntries = 50_000,
+  ) {}
+
+  async authenticate(token: string | undefined, request: RequestContext): Promise<AuthenticatedSession | null> {
+    if (!token || !isPlausibleToken(token)) return null;
+    const hash = hashSessionToken(token);
+    const key = hash.toString('base64');
+    const now = Date.now();
+    const hit = this.cache.get(key);
+    if (hit) {
+      const expired = now - hit.lastActivity > this.policy.idleMs || now >= hit.session.expiresAt.getTime();
+      if (!expired && now - hit.fetchedAt < this.ttlMs) {
+        hit.lastActivity = now;
+        return hit.session;
+      }
+      this.cache.delete(key);
+    }
+    const row = await this.scopes.run({ kind: 'anonymous' }, request, (scope) =>
+      resolveSessionByHash(scope.tx, hash, Math.floor(this.policy.idleMs / 1000)),
+    );
+    if (!row) return null;
+    const session: AuthenticatedSession = {
+      principal: principalFor(row),
+      displayName: row.display_name,
+      expiresAt: new Date(row.absolute_expires_at),
+      token,
+    };
+    if (this.cache.size >= this.maxEntries) this.cache.clear();
+    this.cache.set(key, { session, accountId: row.account_id, fetchedAt: now, lastActivity: now });
+    return session;
+  }
+
+  /** Called for every revocation message, local or from another process. */
+  forget(message: { accountId: string; sessionIds: string[] | 'all' }) {
+    for (const [key, entry] of this.cache) {
+      if (entry.accountId !== message.accountId) continue;
+      if (message.sessionIds === 'all' || message.sessionIds.includes(entry.session.principal.sessionId)) {
+        this.cache.delete(key);
+      }
+    }
+  }
+
+  clear() {
+    this.cache.clear();
+  }
+}
+
+function principalFor(row: ResolvedSession): AuthenticatedSession['principal'] {
+  const base = { accountId: row.account_id, sessionId: row.session_id };
+  if (row.stage !== 'full') {
+    return { kind: 'pending', stage: row.stage, accountKind: row.kind, role: row.staff_role, ...base };
+  }
+  if (row.kind === 'staff') return { kind: 'staff', role: row.staff_role!, ...base };
+  return { kind: row.kind, ...base };
+}
+
+/** Creates a session for the scope's own account; the caller sets the cookie. */
+export async function startSession(
+  scope: Scope,
+  accountId: string,
+  stage: 'full' | 'mfa' | 'enrol',
+  policy: SessionPolicy,
+  sessionId: string = randomUUID(),
+): Promise<IssuedSession> {
+  const { token, hash } = newSessionToken();
+  const expiresAt = new Date(Date.now() + policy.absoluteMs);
+  await insertSession(scope.tx, {
+    id: sessionId,
+    tokenHash: hash,
+    accountId,
+    stage,
+    absoluteExpiresAt: expiresAt,
+    clientIp: scope.request.clientIp,
+    userAgent: scope.request.userAgent,
+  });
+  scope.audit({ action: 'session.create', objectType: 'session', objectId: sessionId, details: { stage } });
+  return { token, csrfToken: csrfTokenFor(token), sessionId, stage, expiresAt };
+}
+
+/** Tells every process (this one included, on commit) to drop cached sessions. */
+export async function announceRevocation(scope: Scope, accountId: string, sessionIds: string[] | 'all') {
+  const payload = JSON.stringify({ accountId, sessionIds });
+  await sql`select pg_notify(${SESSION_CHANNEL}, ${payload})`.execute(scope.tx);
+}

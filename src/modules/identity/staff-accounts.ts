@@ -1,0 +1,67 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Scope } from '../../access/scope';
+import { isUniqueViolation } from '../../db';
+import { AppError } from '../../errors';
+import { assertAcceptablePassword, hashPassword } from './passwords';
+
+export type StaffRoleName = 'clinician' | 'dpo' | 'admin';
+
+/** A readable one-time password an operator can pass on; the person changes it after sign-in. */
+export function generateInitialPassword(): string {
+  const words = randomBytes(18).toString('base64url');
+  return `${words.slice(0, 6)}-${words.slice(6, 12)}-${words.slice(12, 18)}`;
+}
+
+/** Operator work (system scope): staff must enrol TOTP at their first sign-in. */
+export async function createStaffAccount(
+  scope: Scope,
+  input: { email: string; displayName: string; role: StaffRoleName; password: string; mfaSecret?: string; mfaRequired?: boolean },
+): Promise<{ id: string }> {
+  if (scope.principal.kind !== 'system') throw new AppError('not_found', 'Not found');
+  assertAcceptablePassword(input.password, [input.displayName, input.email.split('@')[0] ?? '']);
+  const id = randomUUID();
+  const hash = await hashPassword(input.password);
+  try {
+    await scope.tx
+      .insertInto('accounts')
+      .values({
+        id,
+        kind: input.role === 'clinician' ? 'clinician' : 'staff',
+        staff_role: input.role === 'clinician' ? null : input.role,
+        email: input.email.toLowerCase(),
+        display_name: input.displayName,
+        mfa_required: input.mfaRequired ?? true,
+        mfa_enabled_at: input.mfaSecret ? new Date() : null,
+      })
+      .execute();
+  } catch (err) {
+    if (isUniqueViolation(err, 'accounts_email_key')) throw new AppError('email_taken', 'An account with this email already exists.');
+    throw err;
+  }
+  await scope.tx
+    .insertInto('account_credentials')
+    .values({ account_id: id, password_hash: hash, mfa_secret: input.mfaSecret ?? null })
+    .execute();
+  scope.audit({ action: 'staff.create', objectType: 'account', objectId: id, details: { role: input.role } });
+  return { id };
+}
+
+export async function listStaff(scope: Scope) {
+  const rows = await scope.tx
+    .selectFrom('accounts')
+    .select(['id', 'kind', 'staff_role', 'display_name', 'email', 'mfa_enabled_at', 'created_at'])
+    .where('kind', '<>', 'patient')
+    .where('disabled_at', 'is', null)
+    .orderBy('display_name')
+    .execute();
+  scope.audit({ action: 'staff.list', objectType: 'account', details: { count: rows.length } });
+  return rows.map((r) => ({
+    id: r.id,
+    kind: r.kind as 'clinician' | 'staff',
+    role: (r.staff_role ?? 'clinician') as StaffRoleName,
+    displayName: r.display_name,
+    email: r.email,
+    mfaEnabled: r.mfa_enabled_at !== null,
+    createdAt: r.created_at.toISOString(),
+  }));
+}
