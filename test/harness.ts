@@ -7,15 +7,17 @@ import { loadConfig, type Config } from '../src/config';
 import { openDatabase, type Database } from '../src/db';
 import { createLogger } from '../src/logger';
 import { createService, type Service } from '../src/server';
-import { OWNER_ROLE, SERVICE_ROLE, TEMPLATE_DB, urlFor, withAdmin } from './pg-admin';
+import { inject } from 'vitest';
+import { OWNER_ROLE, SERVICE_ROLE, urlFor, withAdmin } from './pg-admin';
 
 export const onPostgres = process.env.TEST_DATABASE === 'postgres';
 
 /** A fresh, migrated database for one suite, on whichever engine this run tests. */
 export async function freshDatabase(): Promise<Database> {
   if (onPostgres) {
-    const name = `confidant_t_${randomBytes(6).toString('hex')}`;
-    await withAdmin((c) => c.query(`create database ${name} template ${TEMPLATE_DB} owner ${OWNER_ROLE}`));
+    const template = inject('pgTemplate');
+    const name = `confidant_t_${template.slice('confidant_tpl_'.length)}_${randomBytes(6).toString('hex')}`;
+    await withAdmin((c) => c.query(`create database ${name} template ${template} owner ${OWNER_ROLE}`));
     return openDatabase({
       kind: 'postgres',
       url: urlFor(SERVICE_ROLE, name),

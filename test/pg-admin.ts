@@ -4,7 +4,6 @@ import pg from 'pg';
 export const PG_ADMIN_URL = process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const OWNER_ROLE = 'confidant_test_owner';
 export const SERVICE_ROLE = 'confidant_app';
-export const TEMPLATE_DB = 'confidant_test_template';
 
 export function urlFor(role: string, database: string): string {
   const u = new URL(PG_ADMIN_URL);

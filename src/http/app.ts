@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import cookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { AppError, type ErrorBody } from '../errors';
 import type { AppDeps } from './app-deps';
@@ -42,6 +42,7 @@ const CSP = [
 
 export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?: AnyRoute[] } = {}): Promise<BuiltApp> {
   const registered: BuiltApp['registered'] = [];
+  const hasWebApp = !!opts.webRoot && existsSync(path.join(opts.webRoot, 'index.html'));
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger,
     genReqId: () => randomUUID(),
@@ -49,6 +50,15 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
     bodyLimit: JSON_BODY_LIMIT,
     disableRequestLogging: true,
     routerOptions: { ignoreTrailingSlash: true },
+    // A URL the router cannot decode (or an over-long path parameter) is answered here, before
+    // any hook runs: give it the same headers and error shape, and never echo the URL back.
+    frameworkErrors: (error, req, res) => {
+      const reply = res as FastifyReply;
+      setSecurityHeaders(req, reply, deps);
+      req.log.info({ method: req.method, status: 400, errCode: error.code }, 'request');
+      const body: ErrorBody = { error: { code: 'bad_request', message: 'The request is not valid.', requestId: String(req.id) } };
+      void reply.code(400).header('cache-control', 'no-store').send(body);
+    },
   });
 
   app.addHook('onRoute', (r) => {
@@ -76,22 +86,13 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
   });
 
   app.addHook('onRequest', async (req, reply) => {
-    reply.header('content-security-policy', CSP);
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
-    reply.header('x-frame-options', 'DENY');
-    reply.header('cross-origin-opener-policy', 'same-origin');
-    reply.header('cross-origin-resource-policy', 'same-origin');
-    reply.header('permissions-policy', 'camera=(self), microphone=(self), geolocation=(), payment=()');
-    if (deps.config.secureCookies) reply.header('strict-transport-security', 'max-age=63072000; includeSubDomains');
-    if (isApi(req)) reply.header('cache-control', 'no-store');
-    reply.header('x-request-id', String(req.id));
+    setSecurityHeaders(req, reply, deps);
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    // Path only: a query string could carry something it should not.
+    // Path only: a query string could carry something it should not. (reqId is bound by Fastify.)
     req.log.info(
-      { reqId: req.id, method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      { method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request',
     );
   });
@@ -101,7 +102,7 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
     if (appError.status >= 500) {
       // Never the message (it may quote data); the name, code and where it happened.
       const stack = (error.stack ?? '').split('\n').slice(1, 8).join('\n');
-      req.log.error({ reqId: req.id, errName: error.name, errCode: (error as { code?: unknown }).code, stack }, 'request failed');
+      req.log.error({ errName: error.name, errCode: (error as { code?: unknown }).code, stack }, 'request failed');
     }
     if (appError.headers) reply.headers(appError.headers);
     const body: ErrorBody = {
@@ -117,7 +118,7 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
   });
 
   app.setNotFoundHandler(async (req, reply) => {
-    if (!isApi(req) && opts.webRoot && req.method === 'GET') {
+    if (!isApi(req) && hasWebApp && req.method === 'GET') {
       return reply.type('text/html').sendFile('index.html');
     }
     return reply.code(404).send({ error: { code: 'not_found', message: 'Not found', requestId: String(req.id) } });
@@ -131,7 +132,7 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
   const openapi = buildOpenApi(routes, deps.config);
   app.get('/api/openapi.json', { config: { publicReason: 'API description; holds no data' } }, async () => openapi);
 
-  if (opts.webRoot && existsSync(path.join(opts.webRoot, 'index.html'))) {
+  if (hasWebApp) {
     await app.register(fastifyStatic, {
       root: opts.webRoot,
       wildcard: false,
@@ -141,6 +142,19 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
   }
 
   return { app, registered };
+}
+
+function setSecurityHeaders(req: FastifyRequest, reply: FastifyReply, deps: AppDeps) {
+  reply.header('content-security-policy', CSP);
+  reply.header('x-content-type-options', 'nosniff');
+  reply.header('referrer-policy', 'no-referrer');
+  reply.header('x-frame-options', 'DENY');
+  reply.header('cross-origin-opener-policy', 'same-origin');
+  reply.header('cross-origin-resource-policy', 'same-origin');
+  reply.header('permissions-policy', 'camera=(self), microphone=(self), geolocation=(), payment=()');
+  if (deps.config.secureCookies) reply.header('strict-transport-security', 'max-age=63072000; includeSubDomains');
+  if (isApi(req)) reply.header('cache-control', 'no-store');
+  reply.header('x-request-id', String(req.id));
 }
 
 function isApi(req: FastifyRequest) {

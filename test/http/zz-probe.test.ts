@@ -1,0 +1,44 @@
+import { it } from 'vitest';
+import { startTestService } from '../harness';
+import { newPatient } from '../fixtures';
+
+it('probe', async () => {
+  const s = await startTestService();
+  const p = await newPatient(s);
+  const c = p.client;
+  const show = (l: string, r: any) => console.log(l, r.status, String(JSON.stringify(r.body)).slice(0, 250), r.headers['content-type'], !!r.headers['content-security-policy'], r.headers['cache-control']);
+  show('root', await c.get('/'));
+  show('deep', await c.get('/some/page'));
+  show('badurl', await c.get('/api/%E0%A4%A'));
+  show('badurl2', await c.get('/%E0%A4%A'));
+  show('malformed', await c.request('PATCH', '/api/profile', '{"a":'));
+  show('array', await c.request('PATCH', '/api/profile', '[1]'));
+  show('null', await c.request('PATCH', '/api/profile', 'null'));
+  show('str', await c.request('PATCH', '/api/profile', '"x"'));
+  show('text', await c.request('PATCH', '/api/profile', 'hello', { 'content-type': 'text/plain' }));
+  show('form', await c.request('PATCH', '/api/profile', 'a=b', { 'content-type': 'application/x-www-form-urlencoded' }));
+  show('big', await c.request('PATCH', '/api/profile', JSON.stringify({ givenName: 'x'.repeat(1024 * 1024) })));
+  show('put', await c.request('PUT', '/api/profile', '{}'));
+  show('delete health', await c.request('DELETE', '/api/health'));
+  show('post text 404', await c.request('POST', '/api/nope', 'x', { 'content-type': 'text/plain' }));
+  show('options', await c.request('OPTIONS', '/api/profile'));
+  show('head', await c.request('HEAD', '/api/health'));
+  show('param', await c.delete('/api/account/sessions/not-a-uuid'));
+  show('param2', await c.delete("/api/account/sessions/'%20or%201=1--"));
+  show('nojsonct', await c.request('PATCH', '/api/profile', '{}', { 'content-type': 'application/json; charset=utf-8' }));
+  show('ctvariant', await c.request('PATCH', '/api/profile', '{"givenName":"A"}', { 'content-type': 'application/json-patch+json' }));
+  show('noct', await c.request('PATCH', '/api/profile', '{"givenName":"A"}', { 'content-type': '' }));
+  show('proto', await c.request('PATCH', '/api/profile', '{"__proto__":{"x":1},"givenName":"A"}'));
+  console.log(s.logs.join(''));
+  await s.close();
+});
+it('probe2', async () => {
+  const s = await startTestService();
+  const c = s.client();
+  const show = (l: string, r: any) => console.log(l, r.status, String(JSON.stringify(r.body)).slice(0, 250), r.headers['content-type'], !!r.headers['content-security-policy'], r.headers['cache-control'], r.headers['x-request-id']);
+  show('root', await c.get('/'));
+  show('badurl', await c.get('/api/%E0%A4%A?email=x@y.z'));
+  show('longparam', await c.delete('/api/account/sessions/' + 'a'.repeat(200)));
+  console.log(s.logs.join(''));
+  await s.close();
+});

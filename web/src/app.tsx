@@ -1,0 +1,100 @@
+import { Navigate, Route, Routes } from 'react-router';
+import { RequireAccount, RequireStage, isAdmin, isClinician, isDpo, isPatient } from './components/guards';
+import { Layout } from './components/layout';
+import { Loading } from './components/loading';
+import { AccountSecurityPage } from './pages/account-security';
+import { AdminHomePage } from './pages/admin-home';
+import { ClinicianHomePage } from './pages/clinician-home';
+import { DpoHomePage } from './pages/dpo-home';
+import { NotFoundPage } from './pages/not-found';
+import { PatientHomePage } from './pages/patient-home';
+import { PatientProfilePage } from './pages/patient-profile';
+import { RegisterPage } from './pages/register';
+import { SignInPage } from './pages/sign-in';
+import { SignInEnrolPage } from './pages/sign-in-enrol';
+import { SignInMfaPage } from './pages/sign-in-mfa';
+import { homePathFor, useSession } from './session';
+
+/** `/` sends everyone to where they belong: sign-in, the next sign-in step, or their home page. */
+function HomeRedirect() {
+  const { state } = useSession();
+  if (state.status !== 'ready') return <Loading />;
+  return <Navigate to={homePathFor(state.session)} replace />;
+}
+
+export function App() {
+  return (
+    <Routes>
+      <Route element={<Layout />}>
+        <Route index element={<HomeRedirect />} />
+        <Route path="sign-in" element={<SignInPage />} />
+        <Route
+          path="sign-in/mfa"
+          element={
+            <RequireStage stage="mfa">
+              <SignInMfaPage />
+            </RequireStage>
+          }
+        />
+        <Route
+          path="sign-in/enrol"
+          element={
+            <RequireStage stage="enrol">
+              <SignInEnrolPage />
+            </RequireStage>
+          }
+        />
+        <Route path="register" element={<RegisterPage />} />
+        <Route
+          path="patient"
+          element={
+            <RequireAccount allow={isPatient}>
+              <PatientHomePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="patient/profile"
+          element={
+            <RequireAccount allow={isPatient}>
+              <PatientProfilePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="clinician"
+          element={
+            <RequireAccount allow={isClinician}>
+              <ClinicianHomePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="dpo"
+          element={
+            <RequireAccount allow={isDpo}>
+              <DpoHomePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="admin"
+          element={
+            <RequireAccount allow={isAdmin}>
+              <AdminHomePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="account/security"
+          element={
+            <RequireAccount>
+              <AccountSecurityPage />
+            </RequireAccount>
+          }
+        />
+        <Route path="*" element={<NotFoundPage />} />
+      </Route>
+    </Routes>
+  );
+}
