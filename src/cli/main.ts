@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config';
+import { DataDirInUse } from '../db';
 import { AppError } from '../errors';
 
 const HELP = `confidant — telehealth GP service
@@ -76,7 +77,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof AppError) {
+    if (err instanceof ConfigError || err instanceof AppError || err instanceof DataDirInUse) {
       console.error(`confidant: ${err.message}`);
       process.exit(2);
     }

@@ -3,6 +3,7 @@
 export { openDatabase, type Database, type DatabaseOptions, type Tx, type TxPrincipal, type RoleReport } from './database';
 export type { DB } from './schema';
 export { sql } from 'kysely';
+export { DataDirInUse } from './data-dir-lock';
 
 /** True when `err` is PostgreSQL's unique_violation (on `constraint`, when given), from either driver. */
 export function isUniqueViolation(err: unknown, constraint?: string): boolean {
