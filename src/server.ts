@@ -70,6 +70,7 @@ export async function createService(
     built,
     close: async () => {
       await built.app.close();
+      await scopes.close();
       await stopListening();
       if (!opts.db) await db.close();
     },

@@ -1,4 +1,5 @@
 import { appendAuditEvents, toAuditRow, type AuditInput } from '../audit/audit-log';
+import { AuditGroupCommit } from '../audit/group-commit';
 import type { Database, Tx, TxPrincipal } from '../db';
 import { system, type Principal } from './principal';
 import type { RequestContext } from './request-context';
@@ -17,12 +18,22 @@ export interface Scope {
   afterCommit(fn: () => void): void;
 }
 
+export interface RunOptions {
+  /**
+   * A read: the transaction is READ ONLY (the database refuses any write in it) and its
+   * audit events are group-committed right after it, before the caller gets the result.
+   */
+  readOnly?: boolean;
+}
+
 export interface Scopes {
-  run<T>(principal: Principal, request: RequestContext, fn: (scope: Scope) => Promise<T>): Promise<T>;
+  run<T>(principal: Principal, request: RequestContext, fn: (scope: Scope) => Promise<T>, opts?: RunOptions): Promise<T>;
   /** System work (jobs, CLI, sign-in) names its reason; it is audited like any other. */
   system<T>(reason: string, request: RequestContext, fn: (scope: Scope) => Promise<T>): Promise<T>;
   /** A denial is recorded in a transaction of its own, after the attempt was rolled back. */
   recordDenial(principal: Principal, request: RequestContext, event: AuditInput): Promise<void>;
+  /** Waits until every queued audit event is durable. */
+  close(): Promise<void>;
 }
 
 export function toTxPrincipal(p: Principal): TxPrincipal {
@@ -41,9 +52,12 @@ export function toTxPrincipal(p: Principal): TxPrincipal {
 }
 
 export function createScopes(db: Database): Scopes {
-  async function run<T>(principal: Principal, request: RequestContext, fn: (scope: Scope) => Promise<T>): Promise<T> {
+  const groupCommit = new AuditGroupCommit(db);
+
+  async function run<T>(principal: Principal, request: RequestContext, fn: (scope: Scope) => Promise<T>, opts: RunOptions = {}): Promise<T> {
     const events: AuditInput[] = [];
     const after: (() => void)[] = [];
+    const readOnly = opts.readOnly ?? false;
     const result = await db.transaction(toTxPrincipal(principal), async (tx) => {
       const scope: Scope = {
         principal,
@@ -53,13 +67,18 @@ export function createScopes(db: Database): Scopes {
         afterCommit: (f) => void after.push(f),
       };
       const out = await fn(scope);
-      // Last statement before COMMIT: the chain head's row lock is held as briefly as possible.
-      await appendAuditEvents(
-        tx,
-        events.map((e) => toAuditRow(principal, request, e)),
-      );
+      if (!readOnly) {
+        // A write and its audit events commit together or not at all. Last statement before
+        // COMMIT, so the chain head's row lock is held as briefly as possible.
+        await appendAuditEvents(
+          tx,
+          events.map((e) => toAuditRow(principal, request, e)),
+        );
+      }
       return out;
-    });
+    }, { readOnly });
+    // A read's events: durable before anyone sees what was read.
+    if (readOnly) await groupCommit.append(events.map((e) => toAuditRow(principal, request, e)));
     for (const f of after) f();
     return result;
   }
@@ -72,5 +91,6 @@ export function createScopes(db: Database): Scopes {
         appendAuditEvents(tx, [toAuditRow(principal, request, { ...event, outcome: event.outcome ?? 'denied' })]),
       );
     },
+    close: () => groupCommit.close(),
   };
 }

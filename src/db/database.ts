@@ -1,13 +1,14 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { lockDataDir } from './data-dir-lock';
 import { migrate } from './migrate';
 import { PGliteDialect } from './pglite-dialect';
 import type { DB } from './schema';
 
-export type Tx = Transaction<DB>;
+/** A connection inside an open transaction that runs as the service role with a principal set. */
+export type Tx = Kysely<DB>;
 
 /** What a transaction runs as: written to `confidant.*` settings, read by the RLS policies. */
 export interface TxPrincipal {
@@ -31,8 +32,11 @@ export interface RoleReport {
 
 export interface Database {
   readonly kind: 'pglite' | 'postgres';
-  /** Runs `fn` in one transaction as the service role, with the principal set for RLS. */
-  transaction<T>(principal: TxPrincipal, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction as the service role, with the principal set for RLS.
+   * `readOnly` makes the database refuse any write in it.
+   */
+  transaction<T>(principal: TxPrincipal, fn: (tx: Tx) => Promise<T>, opts?: { readOnly?: boolean }): Promise<T>;
   /** Owner connection: migrations, operator maintenance, tests. Never for request work. */
   readonly owner: Kysely<DB>;
   migrate(): Promise<{ applied: string[] }>;
@@ -52,14 +56,54 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   return opts.kind === 'pglite' ? openPGlite(opts) : openPostgres(opts);
 }
 
-function setPrincipal(tx: Tx, serviceRole: string, p: TxPrincipal) {
-  // One round trip: the role and every principal setting, all transaction-local.
-  return sql`select set_config('role', ${serviceRole}, true),
-    set_config('confidant.principal_kind', ${p.kind}, true),
-    set_config('confidant.principal_id', ${p.id ?? ''}, true),
-    set_config('confidant.principal_role', ${p.role ?? ''}, true),
-    set_config('confidant.session_id', ${p.sessionId ?? ''}, true),
-    set_config('confidant.reason', ${p.reason ?? ''}, true)`.execute(tx);
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const WORD = /^[a-z_][a-z0-9_-]{0,62}$/;
+
+/**
+ * A literal for the opening statement. Only values this server produced get here, each
+ * checked against a strict shape first; the quoting relies on standard_conforming_strings
+ * (on by default, and checked at start).
+ */
+function literal(v: string | null, shape: RegExp | 'text'): string {
+  if (v === null || v === '') return "''";
+  if (shape !== 'text' && !shape.test(v)) throw new Error('refusing an unexpected principal value');
+  if (v.includes('\0') || v.length > 200) throw new Error('refusing an unexpected principal value');
+  return `'${v.replaceAll("'", "''")}'`;
+}
+
+/**
+ * BEGIN, the role and every principal setting in one round trip, all transaction-local:
+ * when the transaction ends, the connection forgets who it was working for.
+ */
+export function openingStatement(serviceRole: string, p: TxPrincipal, readOnly: boolean): string {
+  return `begin; select set_config('role', ${literal(serviceRole, WORD)}, true),
+    set_config('confidant.principal_kind', ${literal(p.kind, WORD)}, true),
+    set_config('confidant.principal_id', ${literal(p.id, UUID)}, true),
+    set_config('confidant.principal_role', ${literal(p.role, WORD)}, true),
+    set_config('confidant.session_id', ${literal(p.sessionId, UUID)}, true),
+    set_config('confidant.reason', ${literal(p.reason, 'text')}, true)${readOnly ? ",\n    set_config('transaction_read_only', 'on', true)" : ''}`;
+}
+
+async function runTransaction<T>(
+  kysely: Kysely<DB>,
+  serviceRole: string,
+  principal: TxPrincipal,
+  fn: (tx: Tx) => Promise<T>,
+  readOnly: boolean,
+): Promise<T> {
+  const opening = openingStatement(serviceRole, principal, readOnly);
+  return kysely.connection().execute(async (conn) => {
+    let result: T;
+    try {
+      await sql.raw(opening).execute(conn);
+      result = await fn(conn);
+    } catch (err) {
+      await sql.raw('rollback').execute(conn).catch(() => {});
+      throw err;
+    }
+    await sql.raw('commit').execute(conn);
+    return result;
+  });
 }
 
 async function openPGlite(opts: Extract<DatabaseOptions, { kind: 'pglite' }>): Promise<Database> {
@@ -79,11 +123,7 @@ async function openPGlite(opts: Extract<DatabaseOptions, { kind: 'pglite' }>): P
   return {
     kind: 'pglite',
     owner: kysely,
-    transaction: (principal, fn) =>
-      kysely.transaction().execute(async (tx) => {
-        await setPrincipal(tx, opts.serviceRole, principal);
-        return fn(tx);
-      }),
+    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false),
     migrate: () => migrate(kysely as Kysely<unknown>, opts.serviceRole),
     inspectServiceRole: async () => ({ sessionUser: 'postgres', superuser: true, bypassRls: true, ownsTables: 0 }),
     listen: async (channel, onMessage) => pglite.listen(channel, onMessage),
@@ -103,6 +143,11 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
   pg.types.setTypeParser(1082, parsers[1082]);
   const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize, application_name: 'confidant' });
   const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const scs = await sql<{ v: string }>`select current_setting('standard_conforming_strings') as v`.execute(kysely);
+  if (scs.rows[0]?.v !== 'on') {
+    await kysely.destroy();
+    throw new Error('standard_conforming_strings must be on (the PostgreSQL default)');
+  }
   let ownerKysely: Kysely<DB> | undefined;
   const listeners = new Set<() => Promise<void>>();
   const owner = () =>
@@ -116,11 +161,7 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
     get owner() {
       return owner();
     },
-    transaction: (principal, fn) =>
-      kysely.transaction().execute(async (tx) => {
-        await setPrincipal(tx, opts.serviceRole, principal);
-        return fn(tx);
-      }),
+    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false),
     migrate: () => migrate(owner() as Kysely<unknown>, opts.serviceRole),
     inspectServiceRole: async () => {
       const { rows } = await sql<RoleReport>`

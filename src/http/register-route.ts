@@ -110,11 +110,17 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
         if (route.run === 'flow') {
           output = await route.handler(ctx as HandlerContext<unknown, unknown, unknown>);
         } else {
-          output = await deps.scopes.run(principal, request, async (scope) => {
-            const out = await route.handler({ ...ctx, scope });
-            if (route.egress !== 'none') await assertEgressAllowed(scope, route.egress(out));
-            return out;
-          });
+          // GET is a read: a READ ONLY transaction, its audit events group-committed before we answer.
+          output = await deps.scopes.run(
+            principal,
+            request,
+            async (scope) => {
+              const out = await route.handler({ ...ctx, scope });
+              if (route.egress !== 'none') await assertEgressAllowed(scope, route.egress(out));
+              return out;
+            },
+            { readOnly: route.method === 'GET' },
+          );
         }
       } catch (err) {
         if (err instanceof AppError && err.code === 'not_found') {
