@@ -60,9 +60,12 @@ export async function newStaff(service: TestService, role: StaffRoleName): Promi
 }
 
 /** Counts rows in every data table (as the owner): "nothing was written" means these stay put. */
-export async function dataCounts(service: TestService): Promise<Record<string, number>> {
-  const tables = ['accounts', 'account_credentials', 'patient_profiles', 'mfa_recovery_codes', 'sessions', 'audit_events'] as const;
-  const out: Record<string, number> = {};
+const COUNTED_TABLES = ['accounts', 'account_credentials', 'patient_profiles', 'mfa_recovery_codes', 'sessions', 'audit_events'] as const;
+export type DataCounts = Record<(typeof COUNTED_TABLES)[number], number>;
+
+export async function dataCounts(service: TestService): Promise<DataCounts> {
+  const tables = COUNTED_TABLES;
+  const out = {} as DataCounts;
   await service.db.transaction({ kind: 'system', id: null, role: null, sessionId: null, reason: 'test: count rows' }, async (tx) => {
     for (const t of tables) {
       const r = await tx.selectFrom(t).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();

@@ -33,8 +33,8 @@ export const AuditEventQuery = z.strictObject({
   actorId: Uuid.optional(),
   action: z.string().max(100).optional(),
   outcome: z.enum(['success', 'denied', 'failure']).optional(),
-  beforeSeq: z.coerce.number().int().positive().optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  beforeSeq: z.number().int().positive().optional(),
+  limit: z.number().int().min(1).max(200).default(50),
 });
 export const AuditEventPage = z.object({ events: z.array(AuditEvent), nextBeforeSeq: z.number().int().nullable() });
 export const AuditVerification = z.object({

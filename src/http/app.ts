@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import cookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { AppError, type ErrorBody } from '../errors';
 import type { AppDeps } from './app-deps';
@@ -48,14 +48,14 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
     genReqId: () => randomUUID(),
     trustProxy: deps.config.trustProxy,
     bodyLimit: JSON_BODY_LIMIT,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true },
     // A URL the router cannot decode (or an over-long path parameter) is answered here, before
     // any hook runs: give it the same headers and error shape, and never echo the URL back.
     frameworkErrors: (error, req, res) => {
       const reply = res as FastifyReply;
       setSecurityHeaders(req, reply, deps);
-      req.log.info({ method: req.method, status: 400, errCode: error.code }, 'request');
+      req.log.info({ method: req.method, path: '(unparsed)', status: 400, errCode: error.code }, 'request');
       const body: ErrorBody = { error: { code: 'bad_request', message: 'The request is not valid.', requestId: String(req.id) } };
       void reply.code(400).header('cache-control', 'no-store').send(body);
     },
@@ -90,11 +90,11 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    // Path only: a query string could carry something it should not. (reqId is bound by Fastify.)
-    req.log.info(
-      { method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
-      'request',
-    );
+    // The route's pattern, never the URL as sent: a query string or an unknown path could
+    // carry something it should not. Real routes hold only random ids. (reqId is bound by Fastify.)
+    const route = req.routeOptions.url;
+    const pathLogged = route && !route.includes('*') ? req.url.split('?')[0] : route ? '(web app)' : '(unmatched)';
+    req.log.info({ method: req.method, path: pathLogged, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 
   app.setErrorHandler(async (error: FastifyError | AppError | Error, req, reply) => {

@@ -102,7 +102,8 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
         request,
         deps,
         setSession: (issued) => setCookie(reply, deps, issued),
-        clearSession: () => void reply.clearCookie(SESSION_COOKIE, { path: '/' }),
+        clearSession: () =>
+          void reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'lax', secure: deps.config.secureCookies }),
       };
 
       let output: unknown;
