@@ -66,7 +66,7 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
           typeof presented === 'string' &&
           presented.length > 0 &&
           (session ? csrfTokenMatches(session.token, presented) : true) &&
-          sameOrigin(req);
+          sameOrigin(req, deps.config.publicUrl);
         if (!ok) {
           await deps.scopes.recordDenial(principal, request, { action, details: { reason: 'csrf_failed', route: route.url } });
           throw new AppError('csrf_failed', 'This request could not be verified. Reload the page and try again.');
@@ -150,14 +150,15 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
 }
 
 /** Browsers say where a request came from; a cross-site one is refused even before the token check. */
-function sameOrigin(req: FastifyRequest): boolean {
+function sameOrigin(req: FastifyRequest, publicUrl: string | undefined): boolean {
   const site = req.headers['sec-fetch-site'];
   if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return false;
   const origin = req.headers.origin;
   if (typeof origin === 'string' && origin !== 'null') {
-    const host = req.headers.host;
     try {
-      return new URL(origin).host === host;
+      // Behind a proxy the public address is the one to match, scheme included.
+      if (publicUrl) return new URL(origin).origin === new URL(publicUrl).origin;
+      return new URL(origin).host === req.headers.host;
     } catch {
       return false;
     }

@@ -1,5 +1,6 @@
 import { RegisterPatientInput, SignInResult } from '../../contracts/auth';
 import { registerPatient as register } from '../../modules/identity/register-patient';
+import { signOut as endSession } from '../../modules/identity/manage-sessions';
 import { defineRoute } from '../define-route';
 
 export const registerPatient = defineRoute({
@@ -13,8 +14,10 @@ export const registerPatient = defineRoute({
   status: 201,
   egress: 'none',
   run: 'flow',
-  handler: async ({ body, request, deps, setSession }) => {
+  handler: async ({ body, request, deps, setSession, session }) => {
     const issued = await register(deps.identity, request, body);
+    // The browser's previous session (if any) ends: one browser, one live session.
+    if (session) await deps.scopes.run(session.principal, request, (scope) => endSession(scope, deps.sessions));
     setSession(issued);
     return { stage: issued.stage, csrfToken: issued.csrfToken };
   },

@@ -12,8 +12,8 @@ export const revokeSession = defineRoute({
   params: z.strictObject({ sessionId: Uuid }),
   response: Ok,
   egress: 'none',
-  handler: async ({ scope, params }) => {
-    await revokeMySession(scope, params.sessionId);
+  handler: async ({ scope, params, deps }) => {
+    await revokeMySession(scope, deps.sessions, params.sessionId);
     return { ok: true as const };
   },
 });

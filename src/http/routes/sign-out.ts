@@ -10,8 +10,8 @@ export const signOut = defineRoute({
   access: { public: true, reason: 'ends only the calling session, whatever its stage; without one it just clears the cookie' },
   response: Ok,
   egress: 'none',
-  handler: async ({ scope, session, clearSession }) => {
-    if (session) await revokeCurrent(scope);
+  handler: async ({ scope, session, clearSession, deps }) => {
+    if (session) await revokeCurrent(scope, deps.sessions);
     clearSession();
     return { ok: true as const };
   },

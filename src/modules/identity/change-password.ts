@@ -45,7 +45,7 @@ export async function changePassword(
       .where('account_id', '=', account.id)
       .execute();
     const revoked = await revokeSessions(scope.tx, account.id, 'password_changed');
-    await announceRevocation(scope, account.id, 'all');
+    await announceRevocation(scope, deps.sessions, account.id, 'all');
     scope.audit({
       action: 'password.change',
       objectType: 'account',

@@ -47,12 +47,21 @@ export async function confirmMfaEnrolment(
       scope.audit({ action: 'mfa.enrol_confirm', outcome: 'failure', objectType: 'account', objectId: principal.accountId, patientId: patientOf(principal) });
       return null;
     }
+    // Claimed with a condition: a confirmation sent twice at once enables MFA (and issues
+    // recovery codes) once; the second waits for the first's row lock, then matches nothing.
+    const enabled = await scope.tx
+      .updateTable('accounts')
+      .set({ mfa_enabled_at: new Date() })
+      .where('id', '=', principal.accountId)
+      .where('mfa_enabled_at', 'is', null)
+      .returning('id')
+      .executeTakeFirst();
+    if (!enabled) throw new AppError('mfa_already_enabled', 'Two-step sign-in is already set up for this account.');
     await scope.tx
       .updateTable('account_credentials')
       .set({ mfa_secret: creds.mfa_pending_secret, mfa_pending_secret: null, mfa_last_step: step })
       .where('account_id', '=', principal.accountId)
       .execute();
-    await scope.tx.updateTable('accounts').set({ mfa_enabled_at: new Date() }).where('id', '=', principal.accountId).execute();
     await scope.tx.deleteFrom('mfa_recovery_codes').where('account_id', '=', principal.accountId).execute();
     const recoveryCodes = newRecoveryCodes();
     await scope.tx
@@ -60,9 +69,10 @@ export async function confirmMfaEnrolment(
       .values(recoveryCodes.map((c) => ({ account_id: principal.accountId, code_hash: hashRecoveryCode(c) })))
       .execute();
     scope.audit({ action: 'mfa.enrol_confirm', objectType: 'account', objectId: principal.accountId, patientId: patientOf(principal) });
-    // A change of strength: the session that did it is replaced by a new one.
-    await revokeSessions(scope.tx, principal.accountId, 'mfa_enrolled', { sessionId: principal.sessionId });
-    await announceRevocation(scope, principal.accountId, [principal.sessionId]);
+    // A change of strength: every session signed in without the second factor ends, and the
+    // one that did it is replaced by a new one.
+    await revokeSessions(scope.tx, principal.accountId, 'mfa_enrolled');
+    await announceRevocation(scope, deps.sessions, principal.accountId, 'all');
     const session = await startSession(scope, principal.accountId, 'full', deps.sessions.policy);
     return { recoveryCodes, session };
   });

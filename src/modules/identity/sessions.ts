@@ -125,8 +125,13 @@ export async function startSession(
   return { token, csrfToken: csrfTokenFor(token), sessionId, stage, expiresAt };
 }
 
-/** Tells every process (this one included, on commit) to drop cached sessions. */
-export async function announceRevocation(scope: Scope, accountId: string, sessionIds: string[] | 'all') {
-  const payload = JSON.stringify({ accountId, sessionIds });
-  await sql`select pg_notify(${SESSION_CHANNEL}, ${payload})`.execute(scope.tx);
+/**
+ * Tells every process to drop cached sessions: this one the moment the revocation commits
+ * (NOTIFY comes back on another connection, possibly after the response has gone out), the
+ * others through NOTIFY, which PostgreSQL delivers only if the transaction commits.
+ */
+export async function announceRevocation(scope: Scope, directory: SessionDirectory, accountId: string, sessionIds: string[] | 'all') {
+  const message = { accountId, sessionIds };
+  await sql`select pg_notify(${SESSION_CHANNEL}, ${JSON.stringify(message)})`.execute(scope.tx);
+  scope.afterCommit(() => directory.forget(message));
 }

@@ -2,7 +2,7 @@ import type { Principal } from '../../access/principal';
 import type { RequestContext } from '../../access/request-context';
 import { AppError } from '../../errors';
 import type { IdentityDeps } from './identity-deps';
-import { findOwnCredentials, recordFailure, revokeSessions } from './identity-repo';
+import { clearFailures, findOwnCredentials, recordFailure, revokeSessions } from './identity-repo';
 import { assertNotThrottled, throttleKey } from './sign-in';
 import { announceRevocation, startSession, type IssuedSession } from './sessions';
 import { hashRecoveryCode, matchTotpStep } from './totp';
@@ -19,8 +19,16 @@ export async function verifyMfa(deps: IdentityDeps, principal: Pending, request:
     if (creds?.mfa_secret) {
       const step = matchTotpStep(creds.mfa_secret, code);
       if (step !== null && step > (creds.mfa_last_step ?? -1)) {
-        await scope.tx.updateTable('account_credentials').set({ mfa_last_step: step }).where('account_id', '=', principal.accountId).execute();
-        method = 'totp';
+        // Claimed with a condition, not read-then-write: of two requests with the same code
+        // at once, the second waits for the first's row lock and then matches nothing.
+        const claimed = await scope.tx
+          .updateTable('account_credentials')
+          .set({ mfa_last_step: step })
+          .where('account_id', '=', principal.accountId)
+          .where((eb) => eb.or([eb('mfa_last_step', 'is', null), eb('mfa_last_step', '<', step)]))
+          .returning('account_id')
+          .executeTakeFirst();
+        if (claimed) method = 'totp';
       }
       if (!method && code.length > 6) {
         const used = await scope.tx
@@ -40,8 +48,9 @@ export async function verifyMfa(deps: IdentityDeps, principal: Pending, request:
       scope.audit({ action: 'auth.mfa_verify', outcome: 'failure', objectType: 'account', objectId: principal.accountId, patientId });
       return null;
     }
+    await clearFailures(scope.tx, key);
     await revokeSessions(scope.tx, principal.accountId, 'mfa_completed', { sessionId: principal.sessionId });
-    await announceRevocation(scope, principal.accountId, [principal.sessionId]);
+    await announceRevocation(scope, deps.sessions, principal.accountId, [principal.sessionId]);
     scope.audit({ action: 'auth.mfa_verify', objectType: 'account', objectId: principal.accountId, patientId, details: { method } });
     return startSession(scope, principal.accountId, 'full', deps.sessions.policy);
   });
