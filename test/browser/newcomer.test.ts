@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import type { Browser } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import {
+  PageWatch,
+  expectHeading,
+  expectPath,
+  launchBrowser,
+  screenshot,
+  signInWithPassword,
+  startService,
+  stopAndCheck,
+  type RunningService,
+} from './support';
+
+let service: RunningService | undefined;
+let browser: Browser | undefined;
+const watch = new PageWatch();
+
+beforeAll(async () => {
+  [service, browser] = await Promise.all([startService(), launchBrowser()]);
+});
+
+afterEach(() => watch.assertClean());
+
+afterAll(async () => {
+  await browser?.close();
+  await stopAndCheck(service);
+});
+
+test('a newcomer registers, stays signed in across a reload, signs out and signs in again', async () => {
+  const context = await watch.context(browser!, service!.baseUrl);
+  const page = await context.newPage();
+  const givenName = 'Nadia';
+  const email = `nadia.${randomBytes(4).toString('hex')}@example.com`;
+  const goodPassword = `tidal-fennel-quarry-${randomBytes(3).toString('hex')}`;
+
+  // Someone with no session who opens the site lands on sign-in.
+  await page.goto('/');
+  await expectPath(page, '/sign-in');
+  await expectHeading(page, 'Sign in');
+
+  await page.getByRole('link', { name: 'New patient? Create an account' }).click();
+  await expectPath(page, '/register');
+  await expectHeading(page, 'Create an account');
+
+  await page.getByLabel('Given name', { exact: true }).fill(givenName);
+  await page.getByLabel('Family name', { exact: true }).fill('Haddad');
+  await page.getByLabel('Date of birth', { exact: true }).fill('1991-07-23');
+  await page.getByLabel('Email', { exact: true }).fill(email);
+  await page.getByLabel('NHS number (optional)', { exact: true }).fill('');
+  const password = page.getByLabel('Password', { exact: true });
+
+  // Long enough for the form's own check, so the server's password policy answers.
+  await password.fill('password1234');
+  await page.getByRole('button', { name: 'Create account', exact: true }).click();
+  await expect.poll(() => password.getAttribute('aria-invalid')).toBe('true');
+  // The message sits in the password field's own frame, and the input is described by it.
+  const fieldError = page.locator('.field', { has: password }).locator('.field__error');
+  await fieldError.waitFor();
+  expect(await fieldError.innerText()).toMatch(/too common/i);
+  const errorId = await fieldError.getAttribute('id');
+  expect(errorId).toBeTruthy();
+  expect((await password.getAttribute('aria-describedby'))?.split(' ')).toContain(errorId);
+  expect(new URL(page.url()).pathname).toBe('/register');
+  await screenshot(page, 'register-weak-password');
+
+  await password.fill(goodPassword);
+  await page.getByRole('button', { name: 'Create account', exact: true }).click();
+  await expectPath(page, '/patient');
+  await expectHeading(page, `Hello, ${givenName}`);
+  await screenshot(page, 'patient-home');
+
+  // The session survives a reload (cookie, not page memory).
+  await page.reload();
+  await expectHeading(page, `Hello, ${givenName}`);
+  expect(new URL(page.url()).pathname).toBe('/patient');
+
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await expectPath(page, '/sign-in');
+  await expectHeading(page, 'Sign in');
+  // Signed out for real: the patient page sends them back to sign-in.
+  await page.goto('/patient');
+  await expectPath(page, '/sign-in');
+
+  await signInWithPassword(page, email, goodPassword);
+  await expectPath(page, '/patient');
+  await expectHeading(page, `Hello, ${givenName}`);
+  await context.close();
+});
