@@ -66,6 +66,8 @@ export function describeDevice(userAgent: string | null): string {
 }
 
 export function roleLabel(role: string | null, kind?: string): string {
+  // Events recorded between the password and the second factor.
+  if (role?.startsWith('pending-')) return `${roleLabel(null, kind)} (signing in)`;
   switch (role ?? kind) {
     case 'clinician':
       return 'Clinician';

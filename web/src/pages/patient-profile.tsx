@@ -133,7 +133,7 @@ export function PatientProfilePage() {
           </>
         )}
       </LoadedContent>
-      <p>
+      <p className="after-form">
         <Link to="/account/security">Change your password or security settings</Link>
       </p>
     </>
