@@ -1,6 +1,6 @@
 import type { Principal } from '../access/principal';
 import type { RequestContext } from '../access/request-context';
-import type { Tx } from '../db';
+import { executeAtCommit, type Tx } from '../db';
 
 /** One thing that happened to (or was attempted on) data. Never carries patient data itself. */
 export interface AuditInput {
@@ -59,5 +59,6 @@ function actorOf(p: Principal) {
  */
 export async function appendAuditEvents(tx: Tx, rows: ReturnType<typeof toAuditRow>[]): Promise<void> {
   if (rows.length === 0) return;
-  await tx.insertInto('audit_events').values(rows).execute();
+  // Sent with the COMMIT: the chain head's row lock never waits on a round trip.
+  await executeAtCommit(tx, tx.insertInto('audit_events').values(rows));
 }

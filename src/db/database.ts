@@ -1,9 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, sql, type Compilable } from 'kysely';
 import pg from 'pg';
 import { lockDataDir } from './data-dir-lock';
 import { migrate } from './migrate';
+import { AT_END, DEFER, END, NOWAIT, pipeliningPool } from './pg-pipeline';
+
+const PIPELINED = Symbol('confidant.pipelined');
 import { PGliteDialect } from './pglite-dialect';
 import type { DB } from './schema';
 
@@ -56,54 +59,58 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   return opts.kind === 'pglite' ? openPGlite(opts) : openPostgres(opts);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const WORD = /^[a-z_][a-z0-9_-]{0,62}$/;
-
 /**
- * A literal for the opening statement. Only values this server produced get here, each
- * checked against a strict shape first; the quoting relies on standard_conforming_strings
- * (on by default, and checked at start).
+ * Opens a transaction as the service role with the principal set, runs `fn`, commits.
+ * On PostgreSQL the opening (BEGIN and the settings) is held back and sent in one batch with
+ * the first real statement; a read-only transaction's COMMIT is not waited for (it has
+ * nothing to make durable, and its audit events are committed separately before anyone
+ * answers). Every setting is transaction-local: afterwards the connection forgets who it
+ * was working for.
  */
-function literal(v: string | null, shape: RegExp | 'text'): string {
-  if (v === null || v === '') return "''";
-  if (shape !== 'text' && !shape.test(v)) throw new Error('refusing an unexpected principal value');
-  if (v.includes('\0') || v.length > 200) throw new Error('refusing an unexpected principal value');
-  return `'${v.replaceAll("'", "''")}'`;
-}
-
-/**
- * BEGIN, the role and every principal setting in one round trip, all transaction-local:
- * when the transaction ends, the connection forgets who it was working for.
- */
-export function openingStatement(serviceRole: string, p: TxPrincipal, readOnly: boolean): string {
-  return `begin; select set_config('role', ${literal(serviceRole, WORD)}, true),
-    set_config('confidant.principal_kind', ${literal(p.kind, WORD)}, true),
-    set_config('confidant.principal_id', ${literal(p.id, UUID)}, true),
-    set_config('confidant.principal_role', ${literal(p.role, WORD)}, true),
-    set_config('confidant.session_id', ${literal(p.sessionId, UUID)}, true),
-    set_config('confidant.reason', ${literal(p.reason, 'text')}, true)${readOnly ? ",\n    set_config('transaction_read_only', 'on', true)" : ''}`;
-}
-
 async function runTransaction<T>(
   kysely: Kysely<DB>,
   serviceRole: string,
-  principal: TxPrincipal,
+  p: TxPrincipal,
   fn: (tx: Tx) => Promise<T>,
   readOnly: boolean,
+  pipelined: boolean,
 ): Promise<T> {
-  const opening = openingStatement(serviceRole, principal, readOnly);
+  const defer = pipelined ? DEFER : '';
+  const end = pipelined ? END : '';
   return kysely.connection().execute(async (conn) => {
+    (conn as unknown as { [PIPELINED]?: boolean })[PIPELINED] = pipelined;
     let result: T;
     try {
-      await sql.raw(opening).execute(conn);
+      await sql.raw(`${defer}begin${readOnly ? ' read only' : ''}`).execute(conn);
+      await sql`${sql.raw(defer)}select set_config('role', ${serviceRole}, true),
+        set_config('confidant.principal_kind', ${p.kind}, true),
+        set_config('confidant.principal_id', ${p.id ?? ''}, true),
+        set_config('confidant.principal_role', ${p.role ?? ''}, true),
+        set_config('confidant.session_id', ${p.sessionId ?? ''}, true),
+        set_config('confidant.reason', ${p.reason ?? ''}, true)`.execute(conn);
       result = await fn(conn);
+      await sql.raw(`${readOnly && pipelined ? NOWAIT : end}commit`).execute(conn);
     } catch (err) {
-      await sql.raw('rollback').execute(conn).catch(() => {});
+      await sql.raw(`${end}rollback`).execute(conn).catch(() => {});
       throw err;
     }
-    await sql.raw('commit').execute(conn);
     return result;
   });
+}
+
+/**
+ * Runs `query` as the transaction's last statement. On PostgreSQL it is sent together with
+ * the COMMIT, in one batch: whatever it locks (the audit chain head) is held only inside the
+ * database, never across a round trip. Any error surfaces from the transaction's commit.
+ */
+export async function executeAtCommit(tx: Tx, query: Compilable): Promise<void> {
+  const compiled = query.compile();
+  const pipelined = (tx as unknown as { [PIPELINED]?: boolean })[PIPELINED];
+  if (!pipelined) {
+    await tx.executeQuery(compiled);
+    return;
+  }
+  await tx.executeQuery(CompiledQuery.raw(AT_END + compiled.sql, [...compiled.parameters]));
 }
 
 async function openPGlite(opts: Extract<DatabaseOptions, { kind: 'pglite' }>): Promise<Database> {
@@ -123,7 +130,7 @@ async function openPGlite(opts: Extract<DatabaseOptions, { kind: 'pglite' }>): P
   return {
     kind: 'pglite',
     owner: kysely,
-    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false),
+    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false, false),
     migrate: () => migrate(kysely as Kysely<unknown>, opts.serviceRole),
     inspectServiceRole: async () => ({ sessionUser: 'postgres', superuser: true, bypassRls: true, ownsTables: 0 }),
     listen: async (channel, onMessage) => pglite.listen(channel, onMessage),
@@ -142,12 +149,7 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
   pg.types.setTypeParser(20, parsers[20]);
   pg.types.setTypeParser(1082, parsers[1082]);
   const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize, application_name: 'confidant' });
-  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
-  const scs = await sql<{ v: string }>`select current_setting('standard_conforming_strings') as v`.execute(kysely);
-  if (scs.rows[0]?.v !== 'on') {
-    await kysely.destroy();
-    throw new Error('standard_conforming_strings must be on (the PostgreSQL default)');
-  }
+  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pipeliningPool(pool) }) });
   let ownerKysely: Kysely<DB> | undefined;
   const listeners = new Set<() => Promise<void>>();
   const owner = () =>
@@ -161,7 +163,7 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
     get owner() {
       return owner();
     },
-    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false),
+    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false, true),
     migrate: () => migrate(owner() as Kysely<unknown>, opts.serviceRole),
     inspectServiceRole: async () => {
       const { rows } = await sql<RoleReport>`

@@ -1,6 +1,6 @@
 // The only door to the database. Nothing outside src/db imports a database client
 // (pg, PGlite, kysely); a test enforces it.
-export { openDatabase, type Database, type DatabaseOptions, type Tx, type TxPrincipal, type RoleReport } from './database';
+export { executeAtCommit, openDatabase, type Database, type DatabaseOptions, type Tx, type TxPrincipal, type RoleReport } from './database';
 export type { DB } from './schema';
 export { sql } from 'kysely';
 export { DataDirInUse } from './data-dir-lock';

@@ -12,7 +12,7 @@ const NO_RLS_ALLOW_LIST: Record<string, string> = {
 };
 
 /** SECURITY DEFINER functions: each one reviewed, each narrow. */
-const SECURITY_DEFINER_ALLOW_LIST = new Set(['confidant_audit_chain', 'confidant_audit_head', 'confidant_resolve_session']);
+const SECURITY_DEFINER_ALLOW_LIST = new Set(['confidant_audit_chain', 'confidant_audit_chain_close', 'confidant_audit_head', 'confidant_resolve_session']);
 
 let db: Database;
 beforeAll(async () => {
