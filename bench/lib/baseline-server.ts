@@ -8,6 +8,7 @@
 import Fastify from 'fastify';
 import pg from 'pg';
 import { reportStartupFailure, serveParent } from './child';
+import { cpuProfiler } from './cpu-profile';
 import { instrumentPg } from './pg-instrument';
 
 const [url, poolSizeArg] = process.argv.slice(2);
@@ -15,6 +16,7 @@ const [url, poolSizeArg] = process.argv.slice(2);
 async function main() {
   if (!url || !poolSizeArg) throw new Error('usage: baseline-server <database url> <pool size>');
   const profiler = instrumentPg();
+  const cpu = cpuProfiler();
   // The service's parsers (src/db/database.ts), so both sides decode rows the same way.
   pg.types.setTypeParser(20, (v: string) => Number(v));
   pg.types.setTypeParser(1082, (v: string) => v);
@@ -43,8 +45,11 @@ async function main() {
   serveParent(
     port,
     {
-      'profile-start': () => profiler.start(),
-      'profile-stop': () => profiler.stop(),
+      'profile-start': async () => {
+        await cpu.start();
+        profiler.start();
+      },
+      'profile-stop': async () => ({ pg: profiler.stop(), cpu: await cpu.stop() }),
     },
     async () => {
       await app.close();

@@ -40,6 +40,8 @@ export interface LoadResult {
   rps: number;
   measuredS: number;
   warmupRequests: number;
+  /** Every successful answer, warm-up and the tail after the window included (for per-request ratios). */
+  completedAll: number;
   latencyMs: LatencySummary;
   /** Every failure, warm-up included: non-2xx status, socket error, timeout. */
   errors: { total: number; byKind: Record<string, number>; examples: string[] };
@@ -110,6 +112,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const measureTo = measureFrom + opts.durationS * 1000;
   const samples: number[] = [];
   let warmupRequests = 0;
+  let completedAll = 0;
   let next = 0;
   const errors = { total: 0, byKind: {} as Record<string, number>, examples: [] as string[] };
   const fail = (kind: string, example: string) => {
@@ -129,10 +132,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         const t1 = performance.now();
         if (res.status < 200 || res.status > 299) {
           fail(`HTTP ${res.status}`, `${spec.method ?? 'GET'} ${spec.path} -> ${res.status} ${res.body.slice(0, 200)}`);
-        } else if (t1 >= measureFrom && t1 <= measureTo) {
-          samples.push(t1 - t0);
-        } else if (t1 < measureFrom) {
-          warmupRequests++;
+        } else {
+          completedAll++;
+          if (t1 >= measureFrom && t1 <= measureTo) samples.push(t1 - t0);
+          else if (t1 < measureFrom) warmupRequests++;
         }
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
@@ -153,6 +156,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     rps: samples.length / measuredS,
     measuredS,
     warmupRequests,
+    completedAll,
     latencyMs: summarise(samples),
     errors,
     generatorEventLoopUtilization: elu,

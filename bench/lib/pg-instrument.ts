@@ -26,6 +26,8 @@ export interface PgProfile {
   poolAcquire: { count: number; meanMs: number; p99Ms: number };
   /** BEGIN sent → COMMIT answered, per transaction. */
   transaction: { count: number; meanMs: number; p99Ms: number };
+  /** The same, for transactions that inserted audit events (with group commit: one per batch, which its requests wait for). */
+  auditTransaction: { count: number; meanMs: number; p99Ms: number };
   /**
    * Audit INSERT answered → COMMIT answered: a lower bound of how long each audited transaction
    * holds the single audit_chain_head row lock (it holds it from somewhere inside the INSERT).
@@ -33,19 +35,52 @@ export interface PgProfile {
    * fraction of time the lock was taken: near 1.0 means the lock is the bottleneck.
    */
   chainLockHold: { count: number; meanMs: number; p99Ms: number; totalMs: number };
+  /** Audit INSERT statements and the rows they carried (rows / inserts = group-commit batch size). */
+  audit: { inserts: number; rows: number };
 }
 
-function classify(text: string): string {
+interface Classified {
+  kind: string;
+  begins: boolean;
+  ends: boolean;
+}
+
+const classified = new Map<string, Classified>();
+
+/** Memoised: the same few statement texts come back thousands of times. */
+function classify(text: string): Classified {
+  let c = classified.get(text);
+  if (!c) {
+    if (classified.size > 10_000) classified.clear();
+    classified.set(text, (c = classifyText(text)));
+  }
+  return c;
+}
+
+/** Statement kinds; robust to BEGIN being sent alone or together with the principal settings. */
+function classifyText(text: string): Classified {
   const s = text.replace(/\s+/g, ' ').trim().toLowerCase();
-  if (s === 'begin') return 'BEGIN';
-  if (s === 'commit') return 'COMMIT';
-  if (s === 'rollback') return 'ROLLBACK';
-  if (s.startsWith("select set_config('role'")) return 'set role + principal';
-  if (s.includes('confidant_resolve_session')) return 'resolve session (cache miss)';
-  if (s.startsWith('insert into "audit_events"')) return 'INSERT audit event';
-  if (s.includes('from "patient_profiles"')) return 'SELECT profile';
-  if (s.includes('from bench_profiles')) return 'SELECT row (baseline)';
-  return `other: ${s.slice(0, 60)}`;
+  const begins = /^(begin|start transaction)\b/.test(s);
+  const ends = /(^|;\s*)(commit|rollback|end)\s*;?$/.test(s);
+  const rest = begins ? s.replace(/^(begin|start transaction)[^;]*;?\s*/, '') : s;
+  let kind: string;
+  if (rest === '') kind = 'BEGIN';
+  else if (s === 'commit') kind = 'COMMIT';
+  else if (s === 'rollback') kind = 'ROLLBACK';
+  else if (rest.startsWith("select set_config('role'")) kind = begins ? 'BEGIN + set role + principal' : 'set role + principal';
+  else if (rest.includes('confidant_resolve_session')) kind = 'resolve session (cache miss)';
+  else if (rest.startsWith('insert into "audit_events"')) kind = 'INSERT audit event(s)';
+  else if (rest.includes('from "patient_profiles"')) kind = 'SELECT profile';
+  else if (rest.includes('from bench_profiles')) kind = 'SELECT row (baseline)';
+  else kind = `other: ${s.slice(0, 60)}`;
+  return { kind, begins, ends };
+}
+
+/** Rows in a multi-row INSERT … VALUES (…), (…) as Kysely compiles it. */
+function valuesRows(text: string): number {
+  const v = text.toLowerCase().indexOf(' values ');
+  if (v < 0) return 1;
+  return (text.slice(v).match(/\)\s*,\s*\(/g)?.length ?? 0) + 1;
 }
 
 function stat(samples: number[]) {
@@ -60,6 +95,11 @@ interface TxMarks {
   auditDoneAt?: number | undefined;
 }
 
+function callbackIndex(args: unknown[]): number {
+  for (let i = args.length - 1; i >= 0; i--) if (typeof args[i] === 'function') return i;
+  return -1;
+}
+
 export function instrumentPg() {
   let on = false;
   let startedAt = 0;
@@ -67,6 +107,9 @@ export function instrumentPg() {
   let acquire: number[] = [];
   let txs: number[] = [];
   let holds: number[] = [];
+  let auditInserts = 0;
+  let auditRows = 0;
+  let auditTxs: number[] = [];
   const marks = new WeakMap<object, TxMarks>();
 
   const origQuery = pg.Client.prototype.query as (...a: unknown[]) => unknown;
@@ -74,30 +117,42 @@ export function instrumentPg() {
     if (!on) return origQuery.apply(this, args);
     const first = args[0];
     const text = typeof first === 'string' ? first : typeof (first as { text?: unknown })?.text === 'string' ? (first as { text: string }).text : '';
-    const kind = classify(text);
+    const { kind, begins, ends } = classify(text);
     const t0 = performance.now();
     const m = marks.get(this) ?? {};
     marks.set(this, m);
-    if (kind === 'BEGIN') m.beganAt = t0;
+    if (begins) m.beganAt = t0;
+    if (kind === 'INSERT audit event(s)') {
+      auditInserts++;
+      auditRows += valuesRows(text);
+    }
     const done = () => {
       const t1 = performance.now();
       let arr = perKind.get(kind);
       if (!arr) perKind.set(kind, (arr = []));
       arr.push(t1 - t0);
-      if (kind === 'INSERT audit event') m.auditDoneAt = t1;
-      if (kind === 'COMMIT' || kind === 'ROLLBACK') {
+      if (kind === 'INSERT audit event(s)') m.auditDoneAt = t1;
+      if (ends) {
         if (m.beganAt !== undefined) txs.push(t1 - m.beganAt);
-        if (m.auditDoneAt !== undefined) holds.push(t1 - m.auditDoneAt);
+        if (m.auditDoneAt !== undefined) {
+          holds.push(t1 - m.auditDoneAt);
+          if (m.beganAt !== undefined) auditTxs.push(t1 - m.beganAt);
+        }
         m.beganAt = m.auditDoneAt = undefined;
       }
     };
-    const hasCallback = args.some((a) => typeof a === 'function');
-    const out = origQuery.apply(this, args);
-    if (!hasCallback && out && typeof (out as Promise<unknown>).then === 'function') {
-      (out as Promise<unknown>).then(done, done);
-    } else {
-      done();
+    const cbAt = callbackIndex(args);
+    if (cbAt >= 0) {
+      const cb = args[cbAt] as (...r: unknown[]) => unknown;
+      args[cbAt] = (...r: unknown[]) => {
+        done();
+        return cb(...r);
+      };
+      return origQuery.apply(this, args);
     }
+    const out = origQuery.apply(this, args);
+    if (out && typeof (out as Promise<unknown>).then === 'function') (out as Promise<unknown>).then(done, done);
+    else done();
     return out;
   };
 
@@ -126,6 +181,9 @@ export function instrumentPg() {
       acquire = [];
       txs = [];
       holds = [];
+      auditInserts = 0;
+      auditRows = 0;
+      auditTxs = [];
       startedAt = performance.now();
       on = true;
     },
@@ -140,13 +198,16 @@ export function instrumentPg() {
       const a = stat(acquire);
       const t = stat(txs);
       const h = stat(holds);
+      const at = stat(auditTxs);
       return {
         wallMs: performance.now() - startedAt,
         queries: statements.reduce((n, s) => n + s.count, 0),
         statements,
         poolAcquire: { count: a.count, meanMs: a.meanMs, p99Ms: a.p99Ms },
         transaction: { count: t.count, meanMs: t.meanMs, p99Ms: t.p99Ms },
+        auditTransaction: { count: at.count, meanMs: at.meanMs, p99Ms: at.p99Ms },
         chainLockHold: { count: h.count, meanMs: h.meanMs, p99Ms: h.p99Ms, totalMs: h.totalMs },
+        audit: { inserts: auditInserts, rows: auditRows },
       };
     },
   };

@@ -7,6 +7,7 @@
 import { loadConfig } from '../../src/config';
 import { createService } from '../../src/server';
 import { reportStartupFailure, serveParent } from './child';
+import { cpuProfiler } from './cpu-profile';
 import { instrumentPg } from './pg-instrument';
 
 const [url, ownerUrl, poolSize] = process.argv.slice(2);
@@ -15,6 +16,7 @@ async function main() {
   if (!url || !ownerUrl || !poolSize) throw new Error('usage: service-server <service url> <owner url> <pool size>');
   // Installed before the service opens its pool (it is a no-op until profile-start).
   const profiler = instrumentPg();
+  const cpu = cpuProfiler();
   const config = loadConfig({
     DATABASE_URL: url,
     DATABASE_OWNER_URL: ownerUrl,
@@ -31,8 +33,11 @@ async function main() {
   serveParent(
     port,
     {
-      'profile-start': () => profiler.start(),
-      'profile-stop': () => profiler.stop(),
+      'profile-start': async () => {
+        await cpu.start();
+        profiler.start();
+      },
+      'profile-stop': async () => ({ pg: profiler.stop(), cpu: await cpu.stop() }),
     },
     () => service.close(),
   );
