@@ -68,3 +68,18 @@ describe('patient registration', () => {
     expect(res.body.error.issues[0].path).toBe('dateOfBirth');
   });
 });
+
+describe('errors point at the field to fix', () => {
+  it('names the field for a weak password, a bad NHS number and a taken email', async () => {
+    const c = service.client();
+    const weak = await c.post('/api/auth/register', { givenName: 'A', familyName: 'B', dateOfBirth: '1990-01-01', email: uniqueEmail(), password: 'password1234' });
+    expect(weak.body.error.issues).toEqual([{ path: 'password', message: weak.body.error.message }]);
+    const nhs = await c.post('/api/auth/register', {
+      givenName: 'A', familyName: 'B', dateOfBirth: '1990-01-01', email: uniqueEmail(), password: GOOD_PASSWORD, nhsNumber: '1234567890',
+    });
+    expect(nhs.body.error.issues[0].path).toBe('nhsNumber');
+    const p = await newPatient(service);
+    const taken = await service.client().post('/api/auth/register', { givenName: 'A', familyName: 'B', dateOfBirth: '1990-01-01', email: p.email, password: GOOD_PASSWORD });
+    expect(taken.body.error.issues[0].path).toBe('email');
+  });
+});

@@ -31,12 +31,14 @@ export async function changePassword(
       await recordFailure(scope.tx, [key]);
       scope.audit({ action: 'password.change', outcome: 'failure', objectType: 'account', objectId: account.id, patientId });
     });
-    throw new AppError('invalid_credentials', 'Your current password is not right.');
+    const message = 'Your current password is not right.';
+    throw new AppError('invalid_credentials', message, { issues: [{ path: 'currentPassword', message }] });
   }
   if (input.newPassword === input.currentPassword) {
-    throw new AppError('weak_password', 'Choose a password different from your current one.');
+    const message = 'Choose a password different from your current one.';
+    throw new AppError('weak_password', message, { issues: [{ path: 'newPassword', message }] });
   }
-  assertAcceptablePassword(input.newPassword, [account.display_name, account.email.split('@')[0] ?? '']);
+  assertAcceptablePassword(input.newPassword, [account.display_name, account.email.split('@')[0] ?? ''], 'newPassword');
   const hash = await hashPassword(input.newPassword);
   return deps.scopes.run(principal, request, async (scope) => {
     await scope.tx

@@ -35,9 +35,9 @@ export function passwordProblem(password: string, personal: string[] = []): stri
   return null;
 }
 
-export function assertAcceptablePassword(password: string, personal: string[] = []): void {
+export function assertAcceptablePassword(password: string, personal: string[] = [], field = 'password'): void {
   const problem = passwordProblem(password, personal);
-  if (problem) throw new AppError('weak_password', problem);
+  if (problem) throw new AppError('weak_password', problem, { issues: [{ path: field, message: problem }] });
 }
 
 export function hashPassword(password: string): Promise<string> {

@@ -27,7 +27,10 @@ export async function registerPatient(deps: IdentityDeps, request: RequestContex
   let nhsNumber: string | null = null;
   if (input.nhsNumber && input.nhsNumber.trim() !== '') {
     nhsNumber = normaliseNhsNumber(input.nhsNumber);
-    if (!nhsNumber) throw new AppError('invalid_nhs_number', 'That NHS number is not valid. Check the 10 digits.');
+    if (!nhsNumber) {
+      const message = 'That NHS number is not valid. Check the 10 digits.';
+      throw new AppError('invalid_nhs_number', message, { issues: [{ path: 'nhsNumber', message }] });
+    }
   }
   assertAcceptablePassword(input.password, [input.givenName, input.familyName, input.email.split('@')[0] ?? '']);
   const passwordHash = await hashPassword(input.password);
@@ -58,10 +61,12 @@ export async function registerPatient(deps: IdentityDeps, request: RequestContex
     });
   } catch (err) {
     if (isUniqueViolation(err, 'accounts_email_key')) {
-      throw new AppError('email_taken', 'An account with this email already exists. Sign in instead.');
+      const message = 'An account with this email already exists. Sign in instead.';
+      throw new AppError('email_taken', message, { issues: [{ path: 'email', message }] });
     }
     if (isUniqueViolation(err, 'patient_profiles_nhs_number_key')) {
-      throw new AppError('conflict', 'This NHS number is already registered. Sign in instead, or contact the clinic.');
+      const message = 'This NHS number is already registered. Sign in instead, or contact the clinic.';
+      throw new AppError('conflict', message, { issues: [{ path: 'nhsNumber', message }] });
     }
     throw err;
   }
