@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { isValidTimeZone } from './modules/appointments/clinic-time';
 
 const bool = z
   .enum(['0', '1', 'true', 'false', 'yes', 'no'])
@@ -27,6 +28,10 @@ const EnvSchema = z.object({
   TRUST_PROXY: bool.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CLINIC_NAME: z.string().min(1).max(200).default('Confidant Demo Clinic'),
+  CLINIC_TIME_ZONE: z.string().default('Europe/London'),
+  SLOT_MINUTES: z.coerce.number().int().min(5).max(120).default(10),
+  MAX_FUTURE_BOOKINGS: z.coerce.number().int().min(1).max(50).default(2),
+  BOOKING_HORIZON_DAYS: z.coerce.number().int().min(1).max(90).default(14),
 });
 
 export interface Config {
@@ -46,6 +51,7 @@ export interface Config {
   trustProxy: boolean;
   logLevel: string;
   clinicName: string;
+  clinic: { timeZone: string; slotMinutes: number; maxFutureBookings: number; horizonDays: number };
 }
 
 export class ConfigError extends Error {}
@@ -62,6 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (mode === 'production' && e.CONFIDANT_DEMO === true) {
     throw new ConfigError('CONFIDANT_DEMO cannot be enabled in production mode');
   }
+  if (!isValidTimeZone(e.CLINIC_TIME_ZONE)) throw new ConfigError(`CLINIC_TIME_ZONE: unknown time zone "${e.CLINIC_TIME_ZONE}"`);
   const dataDir = path.resolve(e.DATA_DIR);
   return {
     mode,
@@ -85,5 +92,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     logLevel: e.LOG_LEVEL,
     clinicName: e.CLINIC_NAME,
+    clinic: {
+      timeZone: e.CLINIC_TIME_ZONE,
+      slotMinutes: e.SLOT_MINUTES,
+      maxFutureBookings: e.MAX_FUTURE_BOOKINGS,
+      horizonDays: e.BOOKING_HORIZON_DAYS,
+    },
   };
 }

@@ -11,6 +11,17 @@ export const Permission = {
   MfaVerify: 'mfa.verify',
   AuditRead: 'audit.read',
   StaffRead: 'staff.read',
+  ClinicianDirectoryRead: 'clinician.read',
+  SlotRead: 'slot.read',
+  AppointmentBook: 'appointment.book',
+  AppointmentRead: 'appointment.read',
+  AppointmentCancel: 'appointment.cancel',
+  AppointmentReschedule: 'appointment.reschedule',
+  AppointmentOutcome: 'appointment.outcome',
+  ScheduleRead: 'schedule.read',
+  AvailabilityRead: 'availability.read',
+  AvailabilityManage: 'availability.manage',
+  NotificationRead: 'notification.read',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -23,10 +34,30 @@ const signedIn: Permission[] = [
 
 /** Default deny: a kind or role not listed here may do nothing. */
 const grants: Record<string, ReadonlySet<Permission>> = {
-  patient: new Set([...signedIn, Permission.ProfileRead, Permission.ProfileUpdate]),
-  clinician: new Set([...signedIn, Permission.StaffRead]),
+  patient: new Set([
+    ...signedIn,
+    Permission.ProfileRead,
+    Permission.ProfileUpdate,
+    Permission.ClinicianDirectoryRead,
+    Permission.SlotRead,
+    Permission.AppointmentBook,
+    Permission.AppointmentRead,
+    Permission.AppointmentCancel,
+    Permission.AppointmentReschedule,
+    Permission.NotificationRead,
+  ]),
+  clinician: new Set([
+    ...signedIn,
+    Permission.StaffRead,
+    Permission.ScheduleRead,
+    Permission.AppointmentCancel,
+    Permission.AppointmentOutcome,
+    Permission.AvailabilityRead,
+    Permission.AvailabilityManage,
+    Permission.NotificationRead,
+  ]),
   'staff:dpo': new Set([...signedIn, Permission.AuditRead, Permission.StaffRead]),
-  'staff:admin': new Set([...signedIn, Permission.StaffRead]),
+  'staff:admin': new Set([...signedIn, Permission.StaffRead, Permission.AvailabilityRead, Permission.AvailabilityManage]),
   'pending:mfa': new Set([Permission.MfaVerify]),
   'pending:enrol': new Set([Permission.MfaEnrol]),
 };

@@ -83,7 +83,69 @@ export interface AuditEventsTable {
   hash: Generated<Buffer>;
 }
 
+export interface AvailabilityRulesTable {
+  id: Generated<string>;
+  clinician_id: string;
+  weekday: number;
+  start_time: string;
+  end_time: string;
+  created_at: Generated<Date>;
+}
+
+export interface AvailabilityExceptionsTable {
+  id: Generated<string>;
+  clinician_id: string;
+  starts_at: Timestamp;
+  ends_at: Timestamp;
+  reason: 'leave' | 'blocked' | 'training' | 'other';
+  note: Opt<string>;
+  created_at: Generated<Date>;
+}
+
+export type AppointmentStatus = 'booked' | 'cancelled' | 'completed' | 'no_show';
+
+export interface AppointmentsTable {
+  id: Generated<string>;
+  patient_id: string;
+  clinician_id: string;
+  starts_at: Timestamp;
+  ends_at: Timestamp;
+  mode: 'audio' | 'video';
+  reason: string;
+  status: Generated<AppointmentStatus>;
+  cancelled_by: Opt<'patient' | 'clinician' | 'staff'>;
+  cancelled_at: Opt<Date>;
+  rescheduled_from: Opt<string>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface NotificationsTable {
+  id: Generated<string>;
+  recipient_id: string;
+  kind: 'appointment_booked' | 'appointment_cancelled' | 'appointment_rescheduled';
+  appointment_id: Opt<string>;
+  created_at: Generated<Date>;
+  read_at: Opt<Date>;
+}
+
+export interface OutboxTable {
+  id: Generated<string>;
+  recipient_id: string;
+  channel: 'email';
+  template: string;
+  appointment_id: Opt<string>;
+  created_at: Generated<Date>;
+  sent_at: Opt<Date>;
+  attempts: Generated<number>;
+}
+
 export interface DB {
+  availability_rules: AvailabilityRulesTable;
+  availability_exceptions: AvailabilityExceptionsTable;
+  appointments: AppointmentsTable;
+  notifications: NotificationsTable;
+  outbox: OutboxTable;
   accounts: AccountsTable;
   account_credentials: AccountCredentialsTable;
   patient_profiles: PatientProfilesTable;

@@ -68,3 +68,17 @@ export function defineRoute<B = undefined, P = undefined, Q = undefined, R = unk
   }
   return def;
 }
+
+/**
+ * The `patientId` of each object: services put it on every patient-owned object they return,
+ * and the response schema strips it when the caller need not see it. The egress check reads
+ * the unshaped output.
+ */
+export function patientIdsOf(objects: Iterable<unknown>): string[] {
+  const out: string[] = [];
+  for (const o of objects) {
+    const id = typeof o === 'object' && o !== null ? (o as { patientId?: unknown }).patientId : undefined;
+    if (typeof id === 'string') out.push(id);
+  }
+  return out;
+}

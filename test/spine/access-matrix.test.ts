@@ -10,7 +10,7 @@ import { dataCounts, GOOD_PASSWORD, latestAuditEvents, newPatient, newStaff, uni
  * or 404 (signed in), and the only row written anywhere is one audit event saying "denied".
  * A new route fails this test until it is given a sample call here.
  */
-const SAMPLE: Record<string, { body?: unknown; path?: (ctx: Ctx) => string }> = {
+const SAMPLE: Record<string, { body?: unknown | ((ctx: Ctx) => unknown); path?: (ctx: Ctx) => string }> = {
   'POST /api/auth/mfa/verify': { body: { code: '123456' } },
   'POST /api/auth/mfa/enrol': {},
   'POST /api/auth/mfa/enrol/confirm': { body: { code: '123456' } },
@@ -22,10 +22,38 @@ const SAMPLE: Record<string, { body?: unknown; path?: (ctx: Ctx) => string }> = 
   'GET /api/staff': {},
   'POST /api/audit/events/search': { body: { limit: 5 } },
   'POST /api/audit/verify': {},
+  'GET /api/clinicians': {},
+  'GET /api/slots': {},
+  'POST /api/appointments': { body: (c: Ctx) => ({ clinicianId: c.clinicianId, startsAt: c.freeSlot, mode: 'audio', reason: 'Sore throat' }) },
+  'GET /api/appointments': {},
+  'GET /api/appointments/:appointmentId': { path: (c) => `/api/appointments/${c.appointmentId}` },
+  'POST /api/appointments/:appointmentId/cancel': { path: (c) => `/api/appointments/${c.appointmentId}/cancel` },
+  'POST /api/appointments/:appointmentId/reschedule': {
+    path: (c) => `/api/appointments/${c.appointmentId}/reschedule`,
+    body: (c: Ctx) => ({ startsAt: c.freeSlot }),
+  },
+  'POST /api/appointments/:appointmentId/outcome': { path: (c) => `/api/appointments/${c.appointmentId}/outcome`, body: { outcome: 'no_show' } },
+  'GET /api/schedule': {},
+  'GET /api/clinicians/:clinicianId/availability': { path: (c) => `/api/clinicians/${c.clinicianId}/availability` },
+  'PUT /api/clinicians/:clinicianId/availability': { path: (c) => `/api/clinicians/${c.clinicianId}/availability`, body: { rules: [] } },
+  'POST /api/clinicians/:clinicianId/availability/exceptions': {
+    path: (c) => `/api/clinicians/${c.clinicianId}/availability/exceptions`,
+    body: { startsAt: '2031-01-01T09:00:00Z', endsAt: '2031-01-01T10:00:00Z', reason: 'leave' },
+  },
+  'DELETE /api/clinicians/:clinicianId/availability/exceptions/:exceptionId': {
+    path: (c) => `/api/clinicians/${c.clinicianId}/availability/exceptions/${c.exceptionId}`,
+  },
+  'GET /api/notifications': {},
+  'POST /api/notifications/:notificationId/read': { path: (c) => `/api/notifications/${c.notificationId}/read` },
 };
 
 interface Ctx {
   ownerSessionId: string;
+  clinicianId: string;
+  appointmentId: string;
+  freeSlot: string;
+  exceptionId: string;
+  notificationId: string;
 }
 
 type CallerKind = 'anonymous' | 'patient' | 'clinician' | 'dpo' | 'admin' | 'pending-mfa';
@@ -47,7 +75,27 @@ beforeAll(async () => {
   service = await startTestService();
   owner = await newPatient(service);
   const sessions = await owner.client.get('/api/account/sessions');
-  ctx = { ownerSessionId: sessions.body.sessions[0].id };
+  // The owner's own objects in every area: a clinician's schedule, a booking, an exception, a notification.
+  const gp = await newStaff(service, 'clinician');
+  await gp.client.request('PUT', `/api/clinicians/${gp.id}/availability`, {
+    rules: [1, 2, 3, 4, 5, 6, 7].map((weekday) => ({ weekday, start: '00:00', end: '24:00' })),
+  });
+  const exception = await gp.client.post(`/api/clinicians/${gp.id}/availability/exceptions`, {
+    startsAt: '2032-01-01T09:00:00Z',
+    endsAt: '2032-01-01T10:00:00Z',
+    reason: 'training',
+  });
+  const slots = (await owner.client.get(`/api/slots?clinicianId=${gp.id}&limit=5`)).body.slots;
+  const booked = await owner.client.post('/api/appointments', { clinicianId: gp.id, startsAt: slots[0].startsAt, mode: 'video', reason: 'Check-up' });
+  const notes = await owner.client.get('/api/notifications');
+  ctx = {
+    ownerSessionId: sessions.body.sessions[0].id,
+    clinicianId: gp.id,
+    appointmentId: booked.body.id,
+    freeSlot: slots[3].startsAt,
+    exceptionId: exception.body.exceptions[0].id,
+    notificationId: notes.body.notifications[0].id,
+  };
   callers = {
     anonymous: async () => service.client(),
     patient: async () => (await newPatient(service)).client,
@@ -84,7 +132,8 @@ describe('access matrix', () => {
         const sample = SAMPLE[key] ?? {};
         const url = sample.path ? sample.path(ctx) : route.url;
         const before = await dataCounts(service);
-        const res = await client.request(route.method, url, sample.body);
+        const body = typeof sample.body === 'function' ? (sample.body as (c: Ctx) => unknown)(ctx) : sample.body;
+        const res = await client.request(route.method, url, body);
         expect(res.status, JSON.stringify(res.body)).toBe(expected);
         expect(JSON.stringify(res.body)).not.toContain(owner.email);
         const after = await dataCounts(service);

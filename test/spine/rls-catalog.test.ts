@@ -12,7 +12,13 @@ const NO_RLS_ALLOW_LIST: Record<string, string> = {
 };
 
 /** SECURITY DEFINER functions: each one reviewed, each narrow. */
-const SECURITY_DEFINER_ALLOW_LIST = new Set(['confidant_audit_chain', 'confidant_audit_chain_close', 'confidant_audit_head', 'confidant_resolve_session']);
+const SECURITY_DEFINER_ALLOW_LIST = new Set([
+  'confidant_audit_chain',
+  'confidant_audit_chain_close',
+  'confidant_audit_head',
+  'confidant_resolve_session',
+  'confidant_taken_slots',
+]);
 
 let db: Database;
 beforeAll(async () => {

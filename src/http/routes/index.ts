@@ -1,4 +1,20 @@
 import type { AnyRoute } from '../define-route';
+import {
+  addAvailabilityExceptionRoute,
+  getAvailability,
+  removeAvailabilityExceptionRoute,
+  replaceAvailability,
+} from './availability-routes';
+import { bookAppointment } from './book-appointment';
+import { cancelAppointment } from './cancel-appointment';
+import { getAppointment } from './get-appointment';
+import { getClinicianSchedule } from './get-clinician-schedule';
+import { listClinicians } from './list-clinicians';
+import { listFreeSlots } from './list-free-slots';
+import { listMyAppointments } from './list-my-appointments';
+import { listNotifications, markNotificationRead } from './notification-routes';
+import { recordAppointmentOutcome } from './record-appointment-outcome';
+import { rescheduleAppointment } from './reschedule-appointment';
 import { changePassword } from './change-password';
 import { confirmMfaEnrolment } from './confirm-mfa-enrolment';
 import { getHealth } from './get-health';
@@ -33,4 +49,19 @@ export const allRoutes: AnyRoute[] = [
   listStaff,
   searchAuditEvents,
   verifyAuditTrail,
+  listClinicians,
+  listFreeSlots,
+  bookAppointment,
+  listMyAppointments,
+  getAppointment,
+  cancelAppointment,
+  rescheduleAppointment,
+  recordAppointmentOutcome,
+  getClinicianSchedule,
+  getAvailability,
+  replaceAvailability,
+  addAvailabilityExceptionRoute,
+  removeAvailabilityExceptionRoute,
+  listNotifications,
+  markNotificationRead,
 ];

@@ -1,0 +1,16 @@
+import { Appointment, BookAppointmentInput } from '../../contracts/appointments';
+import { bookAppointment as book } from '../../modules/appointments/appointments';
+import { defineRoute, patientIdsOf } from '../define-route';
+
+export const bookAppointment = defineRoute({
+  method: 'POST',
+  url: '/api/appointments',
+  summary: 'Book a slot as an audio or video consultation',
+  tags: ['appointments'],
+  access: { permission: 'appointment.book' },
+  body: BookAppointmentInput,
+  response: Appointment,
+  status: 201,
+  egress: (a) => patientIdsOf([a]),
+  handler: async ({ scope, body, deps }) => book(scope, deps.config.clinic, body),
+});

@@ -1,0 +1,32 @@
+import { SlotList, SlotQuery } from '../../contracts/appointments';
+import { freeSlots, listClinicians } from '../../modules/appointments/free-slots';
+import { defineRoute } from '../define-route';
+
+export const listFreeSlots = defineRoute({
+  method: 'GET',
+  url: '/api/slots',
+  summary: 'Free consultation slots, earliest first (today first), for any GP or one',
+  tags: ['appointments'],
+  access: { permission: 'slot.read' },
+  query: SlotQuery,
+  response: SlotList,
+  egress: 'none',
+  handler: async ({ scope, query, deps }) => {
+    const clinic = deps.config.clinic;
+    const [slots, clinicians] = await Promise.all([
+      freeSlots(scope, clinic, { clinicianId: query.clinicianId, days: query.days, limit: query.limit }),
+      listClinicians(scope),
+    ]);
+    const names = new Map(clinicians.map((c) => [c.id, c.displayName]));
+    return {
+      timeZone: clinic.timeZone,
+      slotMinutes: clinic.slotMinutes,
+      slots: slots.map((s) => ({
+        clinicianId: s.clinicianId,
+        clinicianName: names.get(s.clinicianId) ?? '',
+        startsAt: s.startsAt.toISOString(),
+        endsAt: s.endsAt.toISOString(),
+      })),
+    };
+  },
+});

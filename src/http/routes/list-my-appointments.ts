@@ -1,0 +1,14 @@
+import { AppointmentLists } from '../../contracts/appointments';
+import { listMyAppointments as list } from '../../modules/appointments/appointments';
+import { defineRoute, patientIdsOf } from '../define-route';
+
+export const listMyAppointments = defineRoute({
+  method: 'GET',
+  url: '/api/appointments',
+  summary: "The signed-in patient's upcoming and past appointments",
+  tags: ['appointments'],
+  access: { permission: 'appointment.read' },
+  response: AppointmentLists,
+  egress: (out) => patientIdsOf([...out.upcoming, ...out.past]),
+  handler: async ({ scope }) => list(scope),
+});

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { NotificationList } from '../../contracts/appointments';
+import { Ok, Uuid } from '../../contracts/common';
+import { listMyNotifications, markNotificationRead as markRead } from '../../modules/appointments/notifications';
+import { defineRoute, patientIdsOf } from '../define-route';
+
+export const listNotifications = defineRoute({
+  method: 'GET',
+  url: '/api/notifications',
+  summary: 'Your in-app notifications, newest first',
+  tags: ['notifications'],
+  access: { permission: 'notification.read' },
+  response: NotificationList,
+  egress: (out) => patientIdsOf(out.notifications),
+  handler: async ({ scope }) => ({ notifications: await listMyNotifications(scope) }),
+});
+
+export const markNotificationRead = defineRoute({
+  method: 'POST',
+  url: '/api/notifications/:notificationId/read',
+  summary: 'Mark one of your notifications read',
+  tags: ['notifications'],
+  access: { permission: 'notification.read' },
+  params: z.strictObject({ notificationId: Uuid }),
+  response: Ok,
+  egress: 'none',
+  handler: async ({ scope, params }) => {
+    await markRead(scope, params.notificationId);
+    return { ok: true as const };
+  },
+});

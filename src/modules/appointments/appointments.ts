@@ -1,0 +1,270 @@
+import type { Scope } from '../../access/scope';
+import { isUniqueViolation } from '../../db';
+import type { AppointmentStatus } from '../../db/schema';
+import { AppError, notFound } from '../../errors';
+import { appointmentsInScope } from './appointment-access';
+import { addDays, zonedToUtc } from './clinic-time';
+import { assertOfferedSlot, type ClinicSettings } from './free-slots';
+
+export interface AppointmentView {
+  id: string;
+  patientId: string;
+  clinician: { id: string; displayName: string };
+  startsAt: string;
+  endsAt: string;
+  mode: 'audio' | 'video';
+  reason: string;
+  status: AppointmentStatus;
+  cancelledBy: 'patient' | 'clinician' | 'staff' | null;
+  rescheduledFrom: string | null;
+  createdAt: string;
+}
+
+function selectView(scope: Scope) {
+  return appointmentsInScope(scope)
+    .innerJoin('accounts as c', 'c.id', 'appointments.clinician_id')
+    .select([
+      'appointments.id',
+      'appointments.patient_id',
+      'appointments.clinician_id',
+      'c.display_name as clinician_name',
+      'appointments.starts_at',
+      'appointments.ends_at',
+      'appointments.mode',
+      'appointments.reason',
+      'appointments.status',
+      'appointments.cancelled_by',
+      'appointments.rescheduled_from',
+      'appointments.created_at',
+    ]);
+}
+
+type ViewRow = Awaited<ReturnType<ReturnType<typeof selectView>['executeTakeFirstOrThrow']>>;
+
+function toView(r: ViewRow): AppointmentView {
+  return {
+    id: r.id,
+    patientId: r.patient_id,
+    clinician: { id: r.clinician_id, displayName: r.clinician_name },
+    startsAt: new Date(r.starts_at).toISOString(),
+    endsAt: new Date(r.ends_at).toISOString(),
+    mode: r.mode,
+    reason: r.reason,
+    status: r.status,
+    cancelledBy: r.cancelled_by,
+    rescheduledFrom: r.rescheduled_from,
+    createdAt: r.created_at.toISOString(),
+  };
+}
+
+async function loadView(scope: Scope, id: string): Promise<AppointmentView> {
+  const row = await selectView(scope).where('appointments.id', '=', id).executeTakeFirst();
+  if (!row) throw notFound();
+  return toView(row);
+}
+
+function requirePatient(scope: Scope): string {
+  if (scope.principal.kind !== 'patient') throw notFound();
+  return scope.principal.accountId;
+}
+
+async function tellPatient(scope: Scope, patientId: string, appointmentId: string, kind: 'appointment_booked' | 'appointment_cancelled' | 'appointment_rescheduled') {
+  await scope.tx.insertInto('notifications').values({ recipient_id: patientId, kind, appointment_id: appointmentId }).execute();
+  await scope.tx.insertInto('outbox').values({ recipient_id: patientId, channel: 'email', template: kind, appointment_id: appointmentId }).execute();
+}
+
+/** Serialises one patient's bookings, so "at most N future bookings" holds under concurrency. */
+async function lockPatient(scope: Scope, patientId: string) {
+  await scope.tx.selectFrom('accounts').select('id').where('id', '=', patientId).forUpdate().executeTakeFirst();
+}
+
+async function futureBookings(scope: Scope, now: Date, except?: string): Promise<number> {
+  let q = appointmentsInScope(scope)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('appointments.status', '=', 'booked')
+    .where('appointments.starts_at', '>', now);
+  if (except) q = q.where('appointments.id', '<>', except);
+  return Number((await q.executeTakeFirstOrThrow()).n);
+}
+
+async function insertAppointment(
+  scope: Scope,
+  values: { patientId: string; clinicianId: string; startsAt: Date; endsAt: Date; mode: 'audio' | 'video'; reason: string; rescheduledFrom?: string },
+): Promise<string> {
+  try {
+    const row = await scope.tx
+      .insertInto('appointments')
+      .values({
+        patient_id: values.patientId,
+        clinician_id: values.clinicianId,
+        starts_at: values.startsAt,
+        ends_at: values.endsAt,
+        mode: values.mode,
+        reason: values.reason,
+        rescheduled_from: values.rescheduledFrom ?? null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return row.id;
+  } catch (err) {
+    if (isUniqueViolation(err, 'appointments_clinician_slot_key')) {
+      throw new AppError('slot_taken', 'Someone has just booked that slot. Choose another one.');
+    }
+    if (isUniqueViolation(err, 'appointments_patient_slot_key')) {
+      throw new AppError('slot_taken', 'You already have a consultation at that time.');
+    }
+    throw err;
+  }
+}
+
+export interface BookInput {
+  clinicianId: string;
+  startsAt: string;
+  mode: 'audio' | 'video';
+  reason: string;
+}
+
+export async function bookAppointment(scope: Scope, clinic: ClinicSettings, input: BookInput, now = new Date()): Promise<AppointmentView> {
+  const patientId = requirePatient(scope);
+  const slot = await assertOfferedSlot(scope, clinic, input.clinicianId, new Date(input.startsAt), now);
+  await lockPatient(scope, patientId);
+  if ((await futureBookings(scope, now)) >= clinic.maxFutureBookings) {
+    throw new AppError(
+      'too_many_bookings',
+      `You can hold ${clinic.maxFutureBookings} upcoming consultation${clinic.maxFutureBookings === 1 ? '' : 's'} at a time. Cancel or attend one first.`,
+    );
+  }
+  const id = await insertAppointment(scope, { patientId, clinicianId: slot.clinicianId, startsAt: slot.startsAt, endsAt: slot.endsAt, mode: input.mode, reason: input.reason });
+  await tellPatient(scope, patientId, id, 'appointment_booked');
+  scope.audit({ action: 'appointment.book', objectType: 'appointment', objectId: id, patientId, details: { mode: input.mode } });
+  return loadView(scope, id);
+}
+
+async function lockChangeable(scope: Scope, id: string, now: Date) {
+  const row = await appointmentsInScope(scope)
+    .selectAll('appointments')
+    .where('appointments.id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!row) throw notFound();
+  if (row.status !== 'booked' || new Date(row.starts_at).getTime() <= now.getTime()) {
+    throw new AppError('appointment_not_changeable', 'This consultation can no longer be changed: it has started, ended or was cancelled.');
+  }
+  return row;
+}
+
+export async function cancelAppointment(scope: Scope, id: string, now = new Date()): Promise<AppointmentView> {
+  const row = await lockChangeable(scope, id, now);
+  const by = scope.principal.kind === 'patient' ? 'patient' : 'clinician';
+  await scope.tx
+    .updateTable('appointments')
+    .set({ status: 'cancelled', cancelled_by: by, cancelled_at: now, updated_at: now })
+    .where('id', '=', row.id)
+    .execute();
+  await tellPatient(scope, row.patient_id, row.id, 'appointment_cancelled');
+  scope.audit({ action: 'appointment.cancel', objectType: 'appointment', objectId: row.id, patientId: row.patient_id, details: { by } });
+  return loadView(scope, row.id);
+}
+
+/** Atomic: the new slot is taken first; if it is gone, nothing changes. Then the old is freed. */
+export async function rescheduleAppointment(
+  scope: Scope,
+  clinic: ClinicSettings,
+  id: string,
+  input: { startsAt: string; clinicianId?: string | undefined; mode?: 'audio' | 'video' | undefined },
+  now = new Date(),
+): Promise<AppointmentView> {
+  const patientId = requirePatient(scope);
+  await lockPatient(scope, patientId);
+  const old = await lockChangeable(scope, id, now);
+  const slot = await assertOfferedSlot(scope, clinic, input.clinicianId ?? old.clinician_id, new Date(input.startsAt), now);
+  const newId = await insertAppointment(scope, {
+    patientId,
+    clinicianId: slot.clinicianId,
+    startsAt: slot.startsAt,
+    endsAt: slot.endsAt,
+    mode: input.mode ?? old.mode,
+    reason: old.reason,
+    rescheduledFrom: old.id,
+  });
+  await scope.tx
+    .updateTable('appointments')
+    .set({ status: 'cancelled', cancelled_by: 'patient', cancelled_at: now, updated_at: now })
+    .where('id', '=', old.id)
+    .execute();
+  await tellPatient(scope, patientId, newId, 'appointment_rescheduled');
+  scope.audit({ action: 'appointment.reschedule', objectType: 'appointment', objectId: newId, patientId, details: { from: old.id } });
+  return loadView(scope, newId);
+}
+
+export async function listMyAppointments(scope: Scope, now = new Date()) {
+  const patientId = requirePatient(scope);
+  const rows = await selectView(scope).orderBy('appointments.starts_at').execute();
+  scope.audit({ action: 'appointment.list', objectType: 'patient', objectId: patientId, patientId, details: { count: rows.length } });
+  const views = rows.map(toView);
+  const upcoming = views.filter((a) => a.status === 'booked' && new Date(a.endsAt).getTime() > now.getTime());
+  const past = views.filter((a) => !upcoming.includes(a)).reverse();
+  return { upcoming, past };
+}
+
+export async function readAppointment(scope: Scope, id: string) {
+  const view = await loadView(scope, id);
+  scope.audit({ action: 'appointment.read', objectType: 'appointment', objectId: id, patientId: view.patientId });
+  return view;
+}
+
+/** A clinician's own day (local date in the clinic's zone), with each patient's name and reason. */
+export async function clinicianDay(scope: Scope, clinic: ClinicSettings, date: string) {
+  if (scope.principal.kind !== 'clinician') throw notFound();
+  const from = zonedToUtc(date, 0, clinic.timeZone);
+  const to = zonedToUtc(addDays(date, 1), 0, clinic.timeZone);
+  const rows = await appointmentsInScope(scope)
+    .innerJoin('patient_profiles as p', 'p.account_id', 'appointments.patient_id')
+    .select([
+      'appointments.id',
+      'appointments.patient_id',
+      'p.given_name',
+      'p.family_name',
+      'p.date_of_birth',
+      'appointments.starts_at',
+      'appointments.ends_at',
+      'appointments.mode',
+      'appointments.reason',
+      'appointments.status',
+      'appointments.cancelled_by',
+    ])
+    .where('appointments.starts_at', '>=', from)
+    .where('appointments.starts_at', '<', to)
+    .orderBy('appointments.starts_at')
+    .execute();
+  // One event per patient seen: "who saw whom" can be answered patient by patient.
+  for (const r of rows) {
+    scope.audit({ action: 'schedule.read', objectType: 'appointment', objectId: r.id, patientId: r.patient_id, details: { date } });
+  }
+  return rows.map((r) => ({
+    id: r.id,
+    patientId: r.patient_id,
+    patientName: `${r.given_name} ${r.family_name}`,
+    dateOfBirth: r.date_of_birth,
+    startsAt: new Date(r.starts_at).toISOString(),
+    endsAt: new Date(r.ends_at).toISOString(),
+    mode: r.mode,
+    reason: r.reason,
+    status: r.status,
+    cancelledBy: r.cancelled_by,
+  }));
+}
+
+export async function recordOutcome(scope: Scope, id: string, outcome: 'completed' | 'no_show', now = new Date()) {
+  if (scope.principal.kind !== 'clinician') throw notFound();
+  const row = await appointmentsInScope(scope).selectAll('appointments').where('appointments.id', '=', id).forUpdate().executeTakeFirst();
+  if (!row) throw notFound();
+  if (row.status === 'cancelled') throw new AppError('appointment_not_changeable', 'This consultation was cancelled.');
+  if (new Date(row.starts_at).getTime() > now.getTime()) {
+    throw new AppError('appointment_not_started', 'A consultation can be marked only once its time has come.');
+  }
+  await scope.tx.updateTable('appointments').set({ status: outcome, updated_at: now }).where('id', '=', id).execute();
+  scope.audit({ action: 'appointment.outcome', objectType: 'appointment', objectId: id, patientId: row.patient_id, details: { outcome } });
+  return loadView(scope, id);
+}
+
