@@ -11,7 +11,7 @@ export async function serve(config: Config): Promise<void> {
     const { created } = await service.deps.scopes.system(
       'demo clinic seed',
       { requestId: 'startup', clientIp: null, userAgent: null },
-      (scope) => seedDemoClinic(scope),
+      (scope) => seedDemoClinic(scope, config.clinic),
     );
     if (created) log.info({ created }, 'demo clinic seeded');
   }
