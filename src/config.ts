@@ -69,6 +69,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('CONFIDANT_DEMO cannot be enabled in production mode');
   }
   if (!isValidTimeZone(e.CLINIC_TIME_ZONE)) throw new ConfigError(`CLINIC_TIME_ZONE: unknown time zone "${e.CLINIC_TIME_ZONE}"`);
+  if (mode === 'production' && !e.DATABASE_URL) {
+    // PGlite's one connection is a superuser: row-level security there guards against our own
+    // mistakes but not against a role escape, so production needs a PostgreSQL server.
+    throw new ConfigError('production mode needs DATABASE_URL (a PostgreSQL server); the embedded database is for development and demos');
+  }
   const dataDir = path.resolve(e.DATA_DIR);
   return {
     mode,

@@ -43,7 +43,9 @@ export function toTxPrincipal(p: Principal): TxPrincipal {
     case 'system':
       return { kind: 'system', id: null, role: null, sessionId: null, reason: p.reason };
     case 'pending':
-      return { kind: p.accountKind, id: p.accountId, role: p.role, sessionId: p.sessionId, reason: null };
+      // Half signed in: the database sees only "pending", never the account's kind or role, so
+      // every policy keyed on a kind or role (a DPO's audit access) stays shut until MFA is done.
+      return { kind: 'pending', id: p.accountId, role: null, sessionId: p.sessionId, reason: null };
     case 'staff':
       return { kind: 'staff', id: p.accountId, role: p.role, sessionId: p.sessionId, reason: null };
     default:

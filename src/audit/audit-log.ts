@@ -42,7 +42,7 @@ function actorOf(p: Principal) {
       return {
         actor_kind: p.accountKind,
         actor_id: p.accountId,
-        actor_role: p.role ?? `pending-${p.stage}`,
+        actor_role: `pending-${p.stage}`,
         session_id: p.sessionId,
         system_reason: null,
       };

@@ -1,7 +1,16 @@
 import { z } from 'zod';
 
 export const Uuid = z.uuid();
-export const IsoDateTime = z.iso.datetime({ offset: true });
+// Within years the database and every client handle the same way (and no absurd offsets).
+const FIRST = Date.UTC(1900, 0, 1);
+const LAST = Date.UTC(2200, 0, 1);
+export const IsoDateTime = z.iso
+  .datetime({ offset: true })
+  .refine((v) => /(Z|[+-](0\d|1[0-5]):[0-5]\d)$/.test(v), 'Use UTC (Z) or an offset between -15:59 and +15:59.')
+  .refine((v) => {
+    const t = Date.parse(v);
+    return t >= FIRST && t < LAST;
+  }, 'Use a date between 1900 and 2199.');
 export const IsoDate = z.iso.date();
 
 export const ErrorResponse = z.object({

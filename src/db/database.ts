@@ -15,7 +15,7 @@ export type Tx = Kysely<DB>;
 
 /** What a transaction runs as: written to `confidant.*` settings, read by the RLS policies. */
 export interface TxPrincipal {
-  kind: 'anonymous' | 'patient' | 'clinician' | 'staff' | 'system';
+  kind: 'anonymous' | 'patient' | 'clinician' | 'staff' | 'system' | 'pending';
   id: string | null;
   role: string | null;
   sessionId: string | null;

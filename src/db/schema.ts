@@ -57,6 +57,7 @@ export interface SessionsTable {
 }
 
 export interface SignInFailuresTable {
+  id: Generated<string>;
   key_hash: Buffer;
   failed_at: Generated<Date>;
 }

@@ -78,6 +78,10 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     if (body === '' || body === undefined) return done(null, undefined);
+    // PostgreSQL text cannot hold NUL; refuse it here with a clear answer rather than fail later.
+    if (/\\u0000/i.test(body as string)) {
+      return done(new AppError('validation_failed', 'Text may not contain NUL characters.'), undefined);
+    }
     try {
       done(null, JSON.parse(body as string));
     } catch {
@@ -176,6 +180,9 @@ function toAppError(error: FastifyError | AppError | Error): AppError {
     default:
       break;
   }
+  // A value the database refused as data (SQLSTATE class 22: out of range, bad encoding): the
+  // caller's input, not our bug. Validation should have caught it; this is the safety net.
+  if (typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code)) return new AppError('bad_request', 'A value in the request is out of range.');
   if (status === 404) return new AppError('not_found', 'Not found');
   if (status === 405) return new AppError('method_not_allowed', 'Method not allowed');
   if (typeof status === 'number' && status >= 400 && status < 500) return new AppError('bad_request', 'The request is not valid.');

@@ -2,9 +2,9 @@ import type { AuthenticatedPrincipal } from '../../access/principal';
 import type { RequestContext } from '../../access/request-context';
 import { AppError } from '../../errors';
 import type { IdentityDeps } from './identity-deps';
-import { findOwnAccount, findOwnCredentials, recordFailure, revokeSessions } from './identity-repo';
+import { findOwnAccount, findOwnCredentials, revokeSessions, settleAttempt } from './identity-repo';
 import { assertAcceptablePassword, hashPassword, verifyPassword } from './passwords';
-import { assertNotThrottled, throttleKey } from './sign-in';
+import { claimAttempt, throttleKey } from './sign-in';
 import { announceRevocation, startSession, type IssuedSession } from './sessions';
 
 /**
@@ -17,8 +17,7 @@ export async function changePassword(
   request: RequestContext,
   input: { currentPassword: string; newPassword: string },
 ): Promise<IssuedSession> {
-  const key = throttleKey('email', principal.accountId);
-  await assertNotThrottled(deps, request, key);
+  const attempt = await claimAttempt(deps, request, throttleKey('email', principal.accountId));
   // Argon2 runs outside any transaction: a slow hash must not hold a connection.
   const { account, creds } = await deps.scopes.run(principal, request, async (scope) => ({
     account: await findOwnAccount(scope.tx, principal.accountId),
@@ -28,12 +27,13 @@ export async function changePassword(
   const patientId = account.kind === 'patient' ? account.id : null;
   if (!(await verifyPassword(creds.password_hash, input.currentPassword))) {
     await deps.scopes.run(principal, request, async (scope) => {
-      await recordFailure(scope.tx, [key]);
       scope.audit({ action: 'password.change', outcome: 'failure', objectType: 'account', objectId: account.id, patientId });
     });
     const message = 'Your current password is not right.';
     throw new AppError('invalid_credentials', message, { issues: [{ path: 'currentPassword', message }] });
   }
+  // The current password was right: this was not a guess, so it does not count against the limit.
+  await deps.scopes.system('sign-in throttle', request, (scope) => settleAttempt(scope.tx, attempt.accountKey, attempt.ids));
   if (input.newPassword === input.currentPassword) {
     const message = 'Choose a password different from your current one.';
     throw new AppError('weak_password', message, { issues: [{ path: 'newPassword', message }] });

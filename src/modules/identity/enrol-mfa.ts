@@ -3,8 +3,8 @@ import type { RequestContext } from '../../access/request-context';
 import type { Scope } from '../../access/scope';
 import { AppError } from '../../errors';
 import type { IdentityDeps } from './identity-deps';
-import { findOwnAccount, findOwnCredentials, recordFailure, revokeSessions } from './identity-repo';
-import { assertNotThrottled, throttleKey } from './sign-in';
+import { findOwnAccount, findOwnCredentials, revokeSessions, settleAttempt } from './identity-repo';
+import { claimAttempt, throttleKey } from './sign-in';
 import { announceRevocation, startSession, type IssuedSession } from './sessions';
 import { hashRecoveryCode, matchTotpStep, newRecoveryCodes, newTotpSecret, otpauthUri, qrSvg } from './totp';
 
@@ -33,8 +33,7 @@ export async function confirmMfaEnrolment(
   request: RequestContext,
   code: string,
 ): Promise<{ recoveryCodes: string[]; session: IssuedSession }> {
-  const key = throttleKey('mfa', principal.accountId);
-  await assertNotThrottled(deps, request, key);
+  const attempt = await claimAttempt(deps, request, throttleKey('mfa', principal.accountId));
   const result = await deps.scopes.run(principal, request, async (scope) => {
     const creds = await findOwnCredentials(scope.tx, principal.accountId);
     const account = await findOwnAccount(scope.tx, principal.accountId);
@@ -43,7 +42,6 @@ export async function confirmMfaEnrolment(
     if (!creds.mfa_pending_secret) throw new AppError('bad_request', 'Start setting up two-step sign-in first.');
     const step = matchTotpStep(creds.mfa_pending_secret, code);
     if (step === null) {
-      await recordFailure(scope.tx, [key]);
       scope.audit({ action: 'mfa.enrol_confirm', outcome: 'failure', objectType: 'account', objectId: principal.accountId, patientId: patientOf(principal) });
       return null;
     }
@@ -68,6 +66,7 @@ export async function confirmMfaEnrolment(
       .insertInto('mfa_recovery_codes')
       .values(recoveryCodes.map((c) => ({ account_id: principal.accountId, code_hash: hashRecoveryCode(c) })))
       .execute();
+    await settleAttempt(scope.tx, attempt.accountKey, attempt.ids);
     scope.audit({ action: 'mfa.enrol_confirm', objectType: 'account', objectId: principal.accountId, patientId: patientOf(principal) });
     // A change of strength: every session signed in without the second factor ends, and the
     // one that did it is replaced by a new one.

@@ -109,12 +109,24 @@ export async function countRecentFailures(tx: Tx, keyHashes: Buffer[], since: Da
   return rows.map((r) => ({ keyHash: Buffer.from(r.key_hash), count: Number(r.n), oldest: r.oldest as Date }));
 }
 
-export async function recordFailure(tx: Tx, keyHashes: Buffer[]) {
-  await tx.insertInto('sign_in_failures').values(keyHashes.map((k) => ({ key_hash: k }))).execute();
+/** Serialises attempts on these keys for the rest of the transaction (count, then record). */
+export async function lockThrottleKeys(tx: Tx, keyHashes: Buffer[]) {
+  for (const k of [...keyHashes].sort(Buffer.compare)) {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${k.toString('hex')}, 7206115))`.execute(tx);
+  }
 }
 
-export async function clearFailures(tx: Tx, keyHash: Buffer) {
-  await tx.deleteFrom('sign_in_failures').where('key_hash', '=', keyHash).execute();
+export async function recordAttempt(tx: Tx, keyHashes: Buffer[]): Promise<string[]> {
+  const rows = await tx.insertInto('sign_in_failures').values(keyHashes.map((k) => ({ key_hash: k }))).returning('id').execute();
+  return rows.map((r) => r.id);
+}
+
+/** A successful attempt: the account's count starts again, and this attempt's own rows go. */
+export async function settleAttempt(tx: Tx, accountKey: Buffer, attemptIds: string[]) {
+  await tx
+    .deleteFrom('sign_in_failures')
+    .where((eb) => eb.or([eb('key_hash', '=', accountKey), ...(attemptIds.length ? [eb('id', 'in', attemptIds)] : [])]))
+    .execute();
 }
 
 export async function pruneFailures(tx: Tx, before: Date) {

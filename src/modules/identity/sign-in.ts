@@ -3,7 +3,7 @@ import type { Principal } from '../../access/principal';
 import type { RequestContext } from '../../access/request-context';
 import { AppError } from '../../errors';
 import type { IdentityDeps } from './identity-deps';
-import { clearFailures, countRecentFailures, findLoginByEmail, pruneFailures, recordFailure } from './identity-repo';
+import { countRecentFailures, findLoginByEmail, lockThrottleKeys, pruneFailures, recordAttempt, settleAttempt } from './identity-repo';
 import { dummyPasswordHash, verifyPassword } from './passwords';
 import { startSession, type IssuedSession } from './sessions';
 
@@ -15,22 +15,33 @@ export function throttleKey(kind: 'email' | 'ip' | 'mfa', value: string): Buffer
   return createHash('sha256').update(`confidant-throttle:${kind}:${value}`, 'utf8').digest();
 }
 
-/** Refuses with 429 when the account key or the client address has failed too often recently. */
-export async function assertNotThrottled(deps: IdentityDeps, request: RequestContext, accountKey: Buffer, limit = MAX_FAILURES_PER_ACCOUNT) {
-  const ipKey = request.clientIp ? throttleKey('ip', request.clientIp) : null;
+export interface Attempt {
+  accountKey: Buffer;
+  ids: string[];
+}
+
+/**
+ * Counts and records an attempt in one step, under a lock on its keys, before anything is
+ * verified: concurrent guesses are counted one after another, so a burst gets no more tries
+ * than a sequence. The record stays as a failure unless the caller settles it on success.
+ */
+export async function claimAttempt(deps: IdentityDeps, request: RequestContext, accountKey: Buffer, limit = MAX_FAILURES_PER_ACCOUNT): Promise<Attempt> {
+  const keys = request.clientIp ? [accountKey, throttleKey('ip', request.clientIp)] : [accountKey];
   const since = new Date(Date.now() - THROTTLE_WINDOW_MS);
-  const counts = await deps.scopes.system('sign-in throttle check', request, (scope) =>
-    countRecentFailures(scope.tx, ipKey ? [accountKey, ipKey] : [accountKey], since),
-  );
-  for (const c of counts) {
-    const max = c.keyHash.equals(accountKey) ? limit : MAX_FAILURES_PER_ADDRESS;
-    if (c.count >= max) {
-      const retryAfter = Math.max(1, Math.ceil((c.oldest.getTime() + THROTTLE_WINDOW_MS - Date.now()) / 1000));
-      throw new AppError('too_many_attempts', 'Too many attempts. Wait a few minutes and try again.', {
-        headers: { 'retry-after': String(retryAfter) },
-      });
+  return deps.scopes.system('sign-in throttle', request, async (scope) => {
+    await lockThrottleKeys(scope.tx, keys);
+    for (const c of await countRecentFailures(scope.tx, keys, since)) {
+      const max = c.keyHash.equals(accountKey) ? limit : MAX_FAILURES_PER_ADDRESS;
+      if (c.count >= max) {
+        const retryAfter = Math.max(1, Math.ceil((c.oldest.getTime() + THROTTLE_WINDOW_MS - Date.now()) / 1000));
+        throw new AppError('too_many_attempts', 'Too many attempts. Wait a few minutes and try again.', {
+          headers: { 'retry-after': String(retryAfter) },
+        });
+      }
     }
-  }
+    if (Math.random() < 0.01) await pruneFailures(scope.tx, since);
+    return { accountKey, ids: await recordAttempt(scope.tx, keys) };
+  });
 }
 
 const GENERIC = 'The email or password is not right.';
@@ -40,16 +51,13 @@ const GENERIC = 'The email or password is not right.';
  * (a full argon2 verification either way), so the answer reveals no account.
  */
 export async function signIn(deps: IdentityDeps, request: RequestContext, input: { email: string; password: string }): Promise<IssuedSession> {
-  const emailKey = throttleKey('email', input.email);
-  await assertNotThrottled(deps, request, emailKey);
+  const attempt = await claimAttempt(deps, request, throttleKey('email', input.email));
 
   const login = await deps.scopes.system('sign-in', request, (scope) => findLoginByEmail(scope.tx, input.email));
   const passwordOk = await verifyPassword(login?.password_hash ?? (await dummyPasswordHash()), input.password);
 
   if (!login || !passwordOk || login.disabled_at) {
     await deps.scopes.system('sign-in', request, async (scope) => {
-      await recordFailure(scope.tx, request.clientIp ? [emailKey, throttleKey('ip', request.clientIp)] : [emailKey]);
-      if (Math.random() < 0.01) await pruneFailures(scope.tx, new Date(Date.now() - THROTTLE_WINDOW_MS));
       scope.audit({
         action: 'auth.sign_in',
         outcome: 'failure',
@@ -72,7 +80,7 @@ export async function signIn(deps: IdentityDeps, request: RequestContext, input:
           ? { kind: 'clinician', ...ids }
           : { kind: 'patient', ...ids };
   return deps.scopes.run(principal, request, async (scope) => {
-    await clearFailures(scope.tx, emailKey);
+    await settleAttempt(scope.tx, attempt.accountKey, attempt.ids);
     scope.audit({
       action: 'auth.sign_in',
       objectType: 'account',

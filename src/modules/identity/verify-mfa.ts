@@ -2,8 +2,8 @@ import type { Principal } from '../../access/principal';
 import type { RequestContext } from '../../access/request-context';
 import { AppError } from '../../errors';
 import type { IdentityDeps } from './identity-deps';
-import { clearFailures, findOwnCredentials, recordFailure, revokeSessions } from './identity-repo';
-import { assertNotThrottled, throttleKey } from './sign-in';
+import { findOwnCredentials, revokeSessions, settleAttempt } from './identity-repo';
+import { claimAttempt, throttleKey } from './sign-in';
 import { announceRevocation, startSession, type IssuedSession } from './sessions';
 import { hashRecoveryCode, matchTotpStep } from './totp';
 
@@ -11,8 +11,7 @@ type Pending = Extract<Principal, { kind: 'pending' }>;
 
 /** Second step of sign-in: an authenticator code or an unused recovery code. Rotates the session. */
 export async function verifyMfa(deps: IdentityDeps, principal: Pending, request: RequestContext, code: string): Promise<IssuedSession> {
-  const key = throttleKey('mfa', principal.accountId);
-  await assertNotThrottled(deps, request, key);
+  const attempt = await claimAttempt(deps, request, throttleKey('mfa', principal.accountId));
   const result = await deps.scopes.run(principal, request, async (scope) => {
     const creds = await findOwnCredentials(scope.tx, principal.accountId);
     let method: 'totp' | 'recovery_code' | null = null;
@@ -44,11 +43,10 @@ export async function verifyMfa(deps: IdentityDeps, principal: Pending, request:
     }
     const patientId = principal.accountKind === 'patient' ? principal.accountId : null;
     if (!method) {
-      await recordFailure(scope.tx, [key]);
       scope.audit({ action: 'auth.mfa_verify', outcome: 'failure', objectType: 'account', objectId: principal.accountId, patientId });
       return null;
     }
-    await clearFailures(scope.tx, key);
+    await settleAttempt(scope.tx, attempt.accountKey, attempt.ids);
     await revokeSessions(scope.tx, principal.accountId, 'mfa_completed', { sessionId: principal.sessionId });
     await announceRevocation(scope, deps.sessions, principal.accountId, [principal.sessionId]);
     scope.audit({ action: 'auth.mfa_verify', objectType: 'account', objectId: principal.accountId, patientId, details: { method } });
