@@ -26,6 +26,7 @@ const EnvSchema = z.object({
   SESSION_IDLE_MINUTES: duration.default(30),
   SESSION_ABSOLUTE_HOURS: duration.default(12),
   TRUST_PROXY: bool.default(false),
+  REGISTRATIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(1_000_000).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CLINIC_NAME: z.string().min(1).max(200).default('Confidant Demo Clinic'),
   CLINIC_TIME_ZONE: z.string().default('Europe/London'),
@@ -49,6 +50,8 @@ export interface Config {
   sessionIdleMs: number;
   sessionAbsoluteMs: number;
   trustProxy: boolean;
+  /** Patient registrations allowed from one client address per 15 minutes. */
+  registrationsPerAddress: number;
   logLevel: string;
   clinicName: string;
   clinic: { timeZone: string; slotMinutes: number; maxFutureBookings: number; horizonDays: number };
@@ -95,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionIdleMs: e.SESSION_IDLE_MINUTES * 60_000,
     sessionAbsoluteMs: e.SESSION_ABSOLUTE_HOURS * 3_600_000,
     trustProxy: e.TRUST_PROXY,
+    registrationsPerAddress: e.REGISTRATIONS_PER_ADDRESS,
     logLevel: e.LOG_LEVEL,
     clinicName: e.CLINIC_NAME,
     clinic: {

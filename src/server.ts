@@ -58,7 +58,7 @@ export async function createService(
     config,
     scopes,
     sessions,
-    identity: { scopes, sessions, issuer: config.clinicName },
+    identity: { scopes, sessions, issuer: config.clinicName, registrationsPerAddress: config.registrationsPerAddress },
     logger: logger as unknown as AppDeps['logger'],
     databaseKind: db.kind,
   };

@@ -19,8 +19,15 @@ export interface PatientHandle {
 }
 
 /** Registers a patient through the API, the way a person would, and keeps them signed in. */
+let addresses = 0;
+/** A distinct documentation-range address per test patient: registration is limited per address. */
+function nextAddress(): string {
+  addresses++;
+  return `198.18.${Math.floor(addresses / 250) % 250}.${(addresses % 250) + 1}`;
+}
+
 export async function newPatient(service: TestService, overrides: Record<string, unknown> = {}): Promise<PatientHandle> {
-  const client = service.client();
+  const client = service.client({ ip: nextAddress() });
   const email = (overrides.email as string | undefined) ?? uniqueEmail();
   const res = await client.post('/api/auth/register', {
     givenName: 'Test',

@@ -22,6 +22,7 @@ async function main() {
     DATABASE_OWNER_URL: ownerUrl,
     DATABASE_POOL_SIZE: poolSize,
     CONFIDANT_DEMO: '0',
+    REGISTRATIONS_PER_ADDRESS: '1000000',
     LOG_LEVEL: 'silent',
     HOST: '127.0.0.1',
     PORT: '0',

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestService, type TestService } from '../harness';
+import { startTestService, testConfig, type TestService } from '../harness';
 import { dataCounts, GOOD_PASSWORD, latestAuditEvents, newPatient, uniqueEmail } from '../fixtures';
 
 let service: TestService;
@@ -81,5 +81,40 @@ describe('errors point at the field to fix', () => {
     const p = await newPatient(service);
     const taken = await service.client().post('/api/auth/register', { givenName: 'A', familyName: 'B', dateOfBirth: '1990-01-01', email: p.email, password: GOOD_PASSWORD });
     expect(taken.body.error.issues[0].path).toBe('email');
+  });
+});
+
+describe('registration reveals nobody', () => {
+  it('registers someone giving an NHS number already on file without saying so, and flags it for the clinic', async () => {
+    await newPatient(service, { nhsNumber: '9434765870' });
+    const c = service.client({ ip: '192.0.2.77' });
+    const res = await c.post('/api/auth/register', {
+      givenName: 'Second', familyName: 'Claimant', dateOfBirth: '1985-05-05', email: uniqueEmail(), password: GOOD_PASSWORD, nhsNumber: '9434765870',
+    });
+    expect(res.status).toBe(201);
+    const profile = await c.get('/api/profile');
+    expect(profile.body.nhsNumber).toBeNull();
+    const events = await latestAuditEvents(service, 10);
+    expect(events.some((e) => e.action === 'patient.nhs_number_conflict' && e.patient_id === profile.body.patientId)).toBe(true);
+  });
+
+  it('limits registrations from one address before spending a password hash on them', async () => {
+    const limited = await startTestService({ config: testConfig({ REGISTRATIONS_PER_ADDRESS: '3' }) });
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await limited.client({ ip: '192.0.2.10' }).post('/api/auth/register', {
+          givenName: 'Many', familyName: 'Accounts', dateOfBirth: '1990-01-01', email: uniqueEmail(), password: GOOD_PASSWORD,
+        });
+        codes.push(res.status);
+      }
+      expect(codes).toEqual([201, 201, 201, 429]);
+      const elsewhere = await limited.client({ ip: '192.0.2.11' }).post('/api/auth/register', {
+        givenName: 'Other', familyName: 'Place', dateOfBirth: '1990-01-01', email: uniqueEmail(), password: GOOD_PASSWORD,
+      });
+      expect(elsewhere.status).toBe(201);
+    } finally {
+      await limited.close();
+    }
   });
 });

@@ -6,4 +6,5 @@ export interface IdentityDeps {
   scopes: Scopes;
   sessions: SessionDirectory;
   issuer: string;
+  registrationsPerAddress: number;
 }

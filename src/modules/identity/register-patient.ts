@@ -5,6 +5,7 @@ import { AppError } from '../../errors';
 import type { IdentityDeps } from './identity-deps';
 import { normaliseNhsNumber } from './nhs-number';
 import { assertAcceptablePassword, hashPassword } from './passwords';
+import { claimAttempt, throttleKey } from './sign-in';
 import { startSession, type IssuedSession } from './sessions';
 
 export interface RegisterPatientInput {
@@ -33,8 +34,35 @@ export async function registerPatient(deps: IdentityDeps, request: RequestContex
     }
   }
   assertAcceptablePassword(input.password, [input.givenName, input.familyName, input.email.split('@')[0] ?? '']);
+  // Registrations per address are limited before the (deliberately slow) hash is computed.
+  if (request.clientIp) {
+    await claimAttempt(deps, request, throttleKey('register', request.clientIp), deps.registrationsPerAddress, { countAddress: false });
+  }
   const passwordHash = await hashPassword(input.password);
+  try {
+    return await createPatient(deps, request, input, passwordHash, nhsNumber);
+  } catch (err) {
+    if (nhsNumber && isUniqueViolation(err, 'patient_profiles_nhs_number_key')) {
+      // Saying "that NHS number is registered" would tell anyone who holds someone's number
+      // that they are a patient here. The account is created without it, and the clinic is
+      // told through the audit trail to check the record with the patient.
+      const session = await createPatient(deps, request, input, passwordHash, null);
+      await deps.scopes.system('registration follow-up', request, async (scope) =>
+        scope.audit({ action: 'patient.nhs_number_conflict', outcome: 'failure', objectType: 'patient', objectId: session.accountId, patientId: session.accountId }),
+      );
+      return session;
+    }
+    throw err;
+  }
+}
 
+async function createPatient(
+  deps: IdentityDeps,
+  request: RequestContext,
+  input: RegisterPatientInput,
+  passwordHash: string,
+  nhsNumber: string | null,
+): Promise<IssuedSession & { accountId: string }> {
   // The new patient's own principal: every row below passes RLS as theirs, and the audit names them.
   const accountId = randomUUID();
   const sessionId = randomUUID();
@@ -57,16 +85,12 @@ export async function registerPatient(deps: IdentityDeps, request: RequestContex
         })
         .execute();
       scope.audit({ action: 'patient.register', objectType: 'patient', objectId: accountId, patientId: accountId });
-      return startSession(scope, accountId, 'full', deps.sessions.policy, sessionId);
+      return { ...(await startSession(scope, accountId, 'full', deps.sessions.policy, sessionId)), accountId };
     });
   } catch (err) {
     if (isUniqueViolation(err, 'accounts_email_key')) {
       const message = 'An account with this email already exists. Sign in instead.';
       throw new AppError('email_taken', message, { issues: [{ path: 'email', message }] });
-    }
-    if (isUniqueViolation(err, 'patient_profiles_nhs_number_key')) {
-      const message = 'This NHS number is already registered. Sign in instead, or contact the clinic.';
-      throw new AppError('conflict', message, { issues: [{ path: 'nhsNumber', message }] });
     }
     throw err;
   }

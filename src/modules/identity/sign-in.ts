@@ -11,7 +11,7 @@ export const THROTTLE_WINDOW_MS = 15 * 60_000;
 export const MAX_FAILURES_PER_ACCOUNT = 5;
 export const MAX_FAILURES_PER_ADDRESS = 30;
 
-export function throttleKey(kind: 'email' | 'ip' | 'mfa', value: string): Buffer {
+export function throttleKey(kind: 'email' | 'ip' | 'mfa' | 'register', value: string): Buffer {
   return createHash('sha256').update(`confidant-throttle:${kind}:${value}`, 'utf8').digest();
 }
 
@@ -25,8 +25,14 @@ export interface Attempt {
  * verified: concurrent guesses are counted one after another, so a burst gets no more tries
  * than a sequence. The record stays as a failure unless the caller settles it on success.
  */
-export async function claimAttempt(deps: IdentityDeps, request: RequestContext, accountKey: Buffer, limit = MAX_FAILURES_PER_ACCOUNT): Promise<Attempt> {
-  const keys = request.clientIp ? [accountKey, throttleKey('ip', request.clientIp)] : [accountKey];
+export async function claimAttempt(
+  deps: IdentityDeps,
+  request: RequestContext,
+  accountKey: Buffer,
+  limit = MAX_FAILURES_PER_ACCOUNT,
+  opts: { countAddress?: boolean } = {},
+): Promise<Attempt> {
+  const keys = request.clientIp && opts.countAddress !== false ? [accountKey, throttleKey('ip', request.clientIp)] : [accountKey];
   const since = new Date(Date.now() - THROTTLE_WINDOW_MS);
   return deps.scopes.system('sign-in throttle', request, async (scope) => {
     await lockThrottleKeys(scope.tx, keys);
