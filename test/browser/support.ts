@@ -314,3 +314,33 @@ export async function screenshot(page: Page, name: string, opts: { fullPage?: bo
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Requests made by the page itself
+
+export interface PageAnswer {
+  status: number;
+  text: string;
+}
+
+/**
+ * A request made from inside the page, with its session cookie and, for a state-changing
+ * method, its CSRF token (fetched fresh from /api/session), as the web app would send them.
+ */
+export function fetchIn(page: Page, method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, body?: object): Promise<PageAnswer> {
+  return page.evaluate(
+    async ({ method, url, body }) => {
+      const headers: Record<string, string> = { accept: 'application/json' };
+      const init: RequestInit = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+      if (method !== 'GET') {
+        const session = (await (await fetch('/api/session', { cache: 'no-store' })).json()) as { csrfToken?: string };
+        headers['content-type'] = 'application/json';
+        headers['x-csrf-token'] = session.csrfToken ?? 'none';
+        init.body = JSON.stringify(body ?? {});
+      }
+      const res = await fetch(url, init);
+      return { status: res.status, text: await res.text() };
+    },
+    { method, url, body },
+  );
+}

@@ -123,3 +123,120 @@ export interface ApiIssue {
   path: string;
   message: string;
 }
+
+// Appointments
+
+export type ConsultationMode = 'audio' | 'video';
+export type AppointmentStatus = 'booked' | 'cancelled' | 'completed' | 'no_show';
+export type CancelledBy = 'patient' | 'clinician' | 'staff';
+
+export interface Clinician {
+  id: string;
+  displayName: string;
+}
+
+export interface Slot {
+  clinicianId: string;
+  clinicianName: string;
+  startsAt: string;
+  endsAt: string;
+}
+
+export interface SlotList {
+  timeZone: string;
+  slotMinutes: number;
+  slots: Slot[];
+}
+
+export interface Appointment {
+  id: string;
+  clinician: Clinician;
+  startsAt: string;
+  endsAt: string;
+  mode: ConsultationMode;
+  reason: string;
+  status: AppointmentStatus;
+  cancelledBy: CancelledBy | null;
+  rescheduledFrom: string | null;
+  createdAt: string;
+}
+
+export interface AppointmentLists {
+  upcoming: Appointment[];
+  past: Appointment[];
+}
+
+export interface BookAppointmentInput {
+  clinicianId: string;
+  startsAt: string;
+  mode: ConsultationMode;
+  reason: string;
+}
+
+export interface RescheduleInput {
+  startsAt: string;
+  clinicianId?: string;
+  mode?: ConsultationMode;
+}
+
+export type NotificationKind = 'appointment_booked' | 'appointment_cancelled' | 'appointment_rescheduled';
+
+export interface AppNotification {
+  id: string;
+  kind: NotificationKind;
+  appointmentId: string | null;
+  appointmentStartsAt: string | null;
+  createdAt: string;
+  read: boolean;
+}
+
+export interface ScheduledConsultation {
+  id: string;
+  patientName: string;
+  dateOfBirth: string;
+  startsAt: string;
+  endsAt: string;
+  mode: ConsultationMode;
+  reason: string;
+  status: AppointmentStatus;
+  cancelledBy: CancelledBy | null;
+}
+
+export interface ClinicianSchedule {
+  /** The clinic's local date, YYYY-MM-DD. */
+  date: string;
+  timeZone: string;
+  appointments: ScheduledConsultation[];
+}
+
+/** One weekly period in the clinic's local time; `end` may be "24:00". */
+export interface WeeklyRule {
+  weekday: number; // 1 = Monday … 7 = Sunday
+  start: string;
+  end: string;
+}
+
+export type ExceptionReason = 'leave' | 'blocked' | 'training' | 'other';
+
+export interface AvailabilityException {
+  id: string;
+  startsAt: string;
+  endsAt: string;
+  reason: string;
+  note: string | null;
+}
+
+export interface Availability {
+  clinicianId: string;
+  timeZone: string;
+  slotMinutes: number;
+  rules: WeeklyRule[];
+  exceptions: AvailabilityException[];
+}
+
+export interface AvailabilityExceptionInput {
+  startsAt: string;
+  endsAt: string;
+  reason: ExceptionReason;
+  note?: string;
+}

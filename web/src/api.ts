@@ -1,16 +1,27 @@
 import type {
   ApiIssue,
+  AppNotification,
+  Appointment,
+  AppointmentLists,
   AuditEventPage,
   AuditEventQuery,
   AuditVerification,
+  Availability,
+  AvailabilityExceptionInput,
+  BookAppointmentInput,
+  Clinician,
+  ClinicianSchedule,
   DeviceSession,
   MfaEnrolled,
   MfaEnrolment,
   PatientProfile,
   RegisterPatientInput,
+  RescheduleInput,
   SessionInfo,
+  SlotList,
   StaffMember,
   StageResult,
+  WeeklyRule,
 } from './api-types';
 
 /** An error answer from the API, or a network failure (status 0, code `network_error`). */
@@ -46,7 +57,7 @@ export function setSessionEndedHandler(handler: (() => void) | null): void {
   onSessionEnded = handler;
 }
 
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
@@ -139,6 +150,55 @@ export const searchAuditEvents = (query: AuditEventQuery) =>
   request<AuditEventPage>('POST', '/api/audit/events/search', query);
 
 export const verifyAuditChain = () => request<AuditVerification>('POST', '/api/audit/verify', {});
+
+// Appointments
+
+const id = (value: string) => encodeURIComponent(value);
+
+export const listClinicians = () => request<{ clinicians: Clinician[] }>('GET', '/api/clinicians');
+
+export function listFreeSlots(query: { clinicianId?: string; days?: number; limit?: number } = {}): Promise<SlotList> {
+  const params = new URLSearchParams();
+  if (query.clinicianId) params.set('clinicianId', query.clinicianId);
+  if (query.days !== undefined) params.set('days', String(query.days));
+  if (query.limit !== undefined) params.set('limit', String(query.limit));
+  const search = params.toString();
+  return request<SlotList>('GET', search ? `/api/slots?${search}` : '/api/slots');
+}
+
+export const bookAppointment = (input: BookAppointmentInput) => request<Appointment>('POST', '/api/appointments', input);
+
+export const listMyAppointments = () => request<AppointmentLists>('GET', '/api/appointments');
+
+export const cancelAppointment = (appointmentId: string) =>
+  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/cancel`, {});
+
+export const rescheduleAppointment = (appointmentId: string, input: RescheduleInput) =>
+  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/reschedule`, input);
+
+export const recordAppointmentOutcome = (appointmentId: string, outcome: 'completed' | 'no_show') =>
+  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/outcome`, { outcome });
+
+export const listNotifications = () => request<{ notifications: AppNotification[] }>('GET', '/api/notifications');
+
+export const markNotificationRead = (notificationId: string) =>
+  request<{ ok: true }>('POST', `/api/notifications/${id(notificationId)}/read`, {});
+
+/** The signed-in clinician's day list; `date` is the clinic's local date (default: today there). */
+export const getClinicianSchedule = (date?: string) =>
+  request<ClinicianSchedule>('GET', date ? `/api/schedule?date=${encodeURIComponent(date)}` : '/api/schedule');
+
+export const getAvailability = (clinicianId: string) =>
+  request<Availability>('GET', `/api/clinicians/${id(clinicianId)}/availability`);
+
+export const replaceWeeklyAvailability = (clinicianId: string, rules: WeeklyRule[]) =>
+  request<Availability>('PUT', `/api/clinicians/${id(clinicianId)}/availability`, { rules });
+
+export const addAvailabilityException = (clinicianId: string, input: AvailabilityExceptionInput) =>
+  request<Availability>('POST', `/api/clinicians/${id(clinicianId)}/availability/exceptions`, input);
+
+export const removeAvailabilityException = (clinicianId: string, exceptionId: string) =>
+  request<Availability>('DELETE', `/api/clinicians/${id(clinicianId)}/availability/exceptions/${id(exceptionId)}`, {});
 
 /** What to tell the user about any error thrown by a call above (or by a bug). */
 export function errorMessage(error: unknown): string {

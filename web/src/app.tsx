@@ -3,10 +3,14 @@ import { RequireAccount, RequireStage, isAdmin, isClinician, isDpo, isPatient } 
 import { Layout } from './components/layout';
 import { Loading } from './components/loading';
 import { AccountSecurityPage } from './pages/account-security';
+import { AdminClinicianAvailabilityPage } from './pages/admin-clinician-availability';
 import { AdminHomePage } from './pages/admin-home';
+import { ClinicianAvailabilityPage } from './pages/clinician-availability';
 import { ClinicianHomePage } from './pages/clinician-home';
 import { DpoHomePage } from './pages/dpo-home';
 import { NotFoundPage } from './pages/not-found';
+import { PatientAppointmentsPage } from './pages/patient-appointments';
+import { PatientBookPage } from './pages/patient-book';
 import { PatientHomePage } from './pages/patient-home';
 import { PatientProfilePage } from './pages/patient-profile';
 import { RegisterPage } from './pages/register';
@@ -62,10 +66,34 @@ export function App() {
           }
         />
         <Route
+          path="patient/book"
+          element={
+            <RequireAccount allow={isPatient}>
+              <PatientBookPage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="patient/appointments"
+          element={
+            <RequireAccount allow={isPatient}>
+              <PatientAppointmentsPage />
+            </RequireAccount>
+          }
+        />
+        <Route
           path="clinician"
           element={
             <RequireAccount allow={isClinician}>
               <ClinicianHomePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="clinician/availability"
+          element={
+            <RequireAccount allow={isClinician}>
+              <ClinicianAvailabilityPage />
             </RequireAccount>
           }
         />
@@ -82,6 +110,14 @@ export function App() {
           element={
             <RequireAccount allow={isAdmin}>
               <AdminHomePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="admin/clinicians/:clinicianId/availability"
+          element={
+            <RequireAccount allow={isAdmin}>
+              <AdminClinicianAvailabilityPage />
             </RequireAccount>
           }
         />

@@ -87,3 +87,83 @@ export function sixDigitCode(input: string): string | null {
   const code = input.replace(/[\s-]/g, '');
   return /^\d{6}$/.test(code) ? code : null;
 }
+
+// Appointments: times are shown in the reader's zone, with the zone named.
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+const whenFormat = new Intl.DateTimeFormat(undefined, {
+  weekday: 'long',
+  day: 'numeric',
+  month: 'long',
+  year: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  timeZoneName: 'short',
+});
+const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: 'long', day: 'numeric', month: 'long', timeZone: 'UTC' });
+const longDayFormat = new Intl.DateTimeFormat(undefined, {
+  weekday: 'long',
+  day: 'numeric',
+  month: 'long',
+  year: 'numeric',
+  timeZone: 'UTC',
+});
+
+/** The reader's IANA time zone, e.g. "Europe/London". */
+export function localTimeZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone;
+}
+
+/** "09:10 GMT" */
+export function formatTimeOfDay(iso: string): string {
+  return timeFormat.format(new Date(iso));
+}
+
+/** "Monday 23 November 2026 at 10:00 GMT" */
+export function formatWhen(iso: string): string {
+  return whenFormat.format(new Date(iso));
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** The calendar date (YYYY-MM-DD) of an instant, in the reader's zone or in `timeZone`. */
+export function dateKeyOf(instant: Date | string, timeZone?: string): string {
+  const date = typeof instant === 'string' ? new Date(instant) : instant;
+  if (!timeZone) return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(date);
+  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+  return `${get('year')}-${get('month')}-${get('day')}`;
+}
+
+export function addDaysTo(dateKey: string, days: number): string {
+  const [y, m, d] = dateKey.split('-').map(Number) as [number, number, number];
+  return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
+}
+
+export function isDateKey(value: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}$/.test(value) && !Number.isNaN(new Date(`${value}T00:00:00Z`).getTime());
+}
+
+/** "Today, Sunday 22 November", "Tomorrow, Monday 23 November", "Tuesday 24 November". */
+export function formatDayLabel(dateKey: string, todayKey: string): string {
+  const label = dayFormat.format(new Date(`${dateKey}T00:00:00Z`));
+  if (dateKey === todayKey) return `Today, ${label}`;
+  if (dateKey === addDaysTo(todayKey, 1)) return `Tomorrow, ${label}`;
+  return label;
+}
+
+/** "Sunday 22 November 2026" for a calendar date. */
+export function formatLongDate(dateKey: string): string {
+  return longDayFormat.format(new Date(`${dateKey}T00:00:00Z`));
+}
+
+export function modeLabel(mode: 'audio' | 'video'): string {
+  return mode === 'video' ? 'Video' : 'Audio only';
+}
+
+export const WEEKDAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'] as const;
+
+/** An `<input type="datetime-local">` value for an instant, in the reader's zone. */
+export function toDateTimeLocal(date: Date): string {
+  return `${dateKeyOf(date)}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}

@@ -7,9 +7,17 @@ import { homePathFor, useSession } from '../session';
 function navLinksFor(account: Account): { to: string; label: string }[] {
   const security = { to: '/account/security', label: 'Security' };
   if (account.kind === 'patient') {
-    return [{ to: '/patient', label: 'Home' }, { to: '/patient/profile', label: 'Profile' }, security];
+    return [
+      { to: '/patient', label: 'Home' },
+      { to: '/patient/book', label: 'Book a consultation' },
+      { to: '/patient/appointments', label: 'Appointments' },
+      { to: '/patient/profile', label: 'Profile' },
+      security,
+    ];
   }
-  if (account.kind === 'clinician') return [{ to: '/clinician', label: 'Consultations' }, security];
+  if (account.kind === 'clinician') {
+    return [{ to: '/clinician', label: 'Consultations' }, { to: '/clinician/availability', label: 'Availability' }, security];
+  }
   if (account.role === 'dpo') return [{ to: '/dpo', label: 'Audit trail' }, security];
   if (account.role === 'admin') return [{ to: '/admin', label: 'Staff' }, security];
   return [security];

@@ -1,6 +1,38 @@
+import { Link } from 'react-router';
+import { listStaff } from '../api';
+import { LoadedContent } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { StaffList } from '../components/staff-list';
 import { useSignedIn } from '../session';
+import { useApi } from '../use-api';
+
+function ClinicianAvailabilityLinks() {
+  const { result, reload } = useApi(listStaff);
+  return (
+    <section aria-labelledby="availability-heading">
+      <h2 id="availability-heading">Clinicians' availability</h2>
+      <p>Set a clinician's weekly hours, leave and blocked time.</p>
+      <LoadedContent result={result} what="clinicians" onRetry={reload}>
+        {({ staff }) => {
+          const clinicians = staff.filter((m) => m.role === 'clinician');
+          return clinicians.length === 0 ? (
+            <p className="empty-state">No clinicians yet.</p>
+          ) : (
+            <ul className="link-list card">
+              {clinicians.map((c) => (
+                <li key={c.id}>
+                  <Link to={`/admin/clinicians/${encodeURIComponent(c.id)}/availability`}>
+                    {c.displayName}: weekly hours and leave
+                  </Link>
+                </li>
+              ))}
+            </ul>
+          );
+        }}
+      </LoadedContent>
+    </section>
+  );
+}
 
 export function AdminHomePage() {
   usePageTitle('Staff');
@@ -15,6 +47,7 @@ export function AdminHomePage() {
         </p>
       </div>
       <StaffList caption="Staff" selfId={session.account.id} />
+      <ClinicianAvailabilityLinks />
     </>
   );
 }

@@ -1,15 +1,282 @@
-import { Link } from 'react-router';
+import { useEffect, useId, useState } from 'react';
+import { Link, useSearchParams } from 'react-router';
+import { cancelAppointment, errorMessage, getClinicianSchedule, recordAppointmentOutcome } from '../api';
+import type { Appointment, ClinicianSchedule, ScheduledConsultation } from '../api-types';
+import { StatusTag, statusLabel } from '../components/appointment-status';
+import { ConfirmDialog } from '../components/confirm-dialog';
+import { LoadedContent, Loading } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { StaffList } from '../components/staff-list';
+import { TextField } from '../components/text-field';
+import { addDaysTo, dateKeyOf, formatCalendarDate, formatLongDate, formatTimeOfDay, isDateKey, localTimeZone, modeLabel } from '../format';
 import { useSignedIn } from '../session';
+import { useApi } from '../use-api';
+import { useClock } from '../use-clock';
+
+const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
+function ConsultationRow({
+  consultation: c,
+  now,
+  onChanged,
+}: {
+  consultation: ScheduledConsultation;
+  now: number;
+  onChanged: (changed: Appointment, message: string) => void;
+}) {
+  const rowId = useId();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState(false);
+  const started = new Date(c.startsAt).getTime() <= now;
+  const status = statusLabel(c, 'clinician', { now });
+  const who = `${c.patientName} at ${formatTimeOfDay(c.startsAt)}`;
+
+  async function run(action: () => Promise<Appointment>, message: string) {
+    setBusy(true);
+    setError(null);
+    try {
+      const changed = await action();
+      setConfirming(false);
+      onChanged(changed, message);
+    } catch (e) {
+      setError(errorMessage(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <tr>
+      <th scope="row" className="nowrap" id={`${rowId}-time`}>
+        <time dateTime={c.startsAt}>{formatTimeOfDay(c.startsAt)}</time>
+      </th>
+      <td id={`${rowId}-patient`}>{c.patientName}</td>
+      <td className="nowrap">{formatCalendarDate(c.dateOfBirth)}</td>
+      <td className="nowrap">{modeLabel(c.mode)}</td>
+      <td className="break schedule__reason">{c.reason}</td>
+      <td>
+        <StatusTag {...status} />
+      </td>
+      <td>
+        {c.status === 'booked' ? (
+          <div className="table-actions">
+            {started ? (
+              <>
+                <button
+                  type="button"
+                  className="button button--secondary button--small"
+                  disabled={busy}
+                  aria-describedby={`${rowId}-patient ${rowId}-time`}
+                  onClick={() => run(() => recordAppointmentOutcome(c.id, 'completed'), `Marked completed: ${who}.`)}
+                >
+                  Mark completed
+                </button>
+                <button
+                  type="button"
+                  className="button button--secondary button--small"
+                  disabled={busy}
+                  aria-describedby={`${rowId}-patient ${rowId}-time`}
+                  onClick={() => run(() => recordAppointmentOutcome(c.id, 'no_show'), `Marked as a no-show: ${who}.`)}
+                >
+                  Mark no-show
+                </button>
+              </>
+            ) : (
+              <button
+                type="button"
+                className="button button--secondary button--danger button--small"
+                disabled={busy}
+                aria-describedby={`${rowId}-patient ${rowId}-time`}
+                onClick={() => {
+                  setError(null);
+                  setConfirming(true);
+                }}
+              >
+                Cancel
+              </button>
+            )}
+          </div>
+        ) : (
+          <span className="muted">–</span>
+        )}
+        {error && !confirming ? (
+          <p className="field__error" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <ConfirmDialog
+          open={confirming}
+          title="Cancel this consultation?"
+          confirmLabel="Yes, cancel it"
+          cancelLabel="No, keep it"
+          busy={busy}
+          error={error}
+          onConfirm={() => run(() => cancelAppointment(c.id), `Cancelled: ${who}. The patient has been told.`)}
+          onClose={() => setConfirming(false)}
+        >
+          <p>
+            {modeLabel(c.mode)} consultation with {c.patientName} at {formatTimeOfDay(c.startsAt)}. The patient will be
+            told, and the time will be offered to other patients.
+          </p>
+        </ConfirmDialog>
+      </td>
+    </tr>
+  );
+}
+
+function DayList({ schedule, onChanged }: { schedule: ClinicianSchedule; onChanged: (a: Appointment, message: string) => void }) {
+  const now = useClock();
+  const caption = `Consultations on ${formatLongDate(schedule.date)}`;
+  if (schedule.appointments.length === 0) {
+    return <p className="empty-state card">No consultations booked for this day.</p>;
+  }
+  return (
+    <div className="table-scroll" role="region" aria-label={caption} tabIndex={0}>
+      <table className="table schedule">
+        <caption className="visually-hidden">{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Time</th>
+            <th scope="col">Patient</th>
+            <th scope="col">Date of birth</th>
+            <th scope="col">Type</th>
+            <th scope="col">Reason</th>
+            <th scope="col">Status</th>
+            <th scope="col">Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {schedule.appointments.map((c) => (
+            <ConsultationRow key={c.id} consultation={c} now={now} onChanged={onChanged} />
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function Schedule() {
+  const [params, setParams] = useSearchParams();
+  const requested = params.get('date');
+  const date = requested && isDateKey(requested) ? requested : undefined;
+  // Each answer remembers which day was asked for, so a late or stale one is not shown as another day.
+  const { result, reload, setData } = useApi(
+    () => getClinicianSchedule(date).then((schedule) => ({ requested: date, schedule })),
+    [date],
+  );
+  const [message, setMessage] = useState('');
+  const shown = result.status === 'ok' && result.data.requested === date ? result.data.schedule : null;
+  const [draft, setDraft] = useState(date ?? '');
+
+  // The date box follows the day on screen (after the buttons, or the server's "today").
+  useEffect(() => {
+    if (shown) setDraft(shown.date);
+  }, [shown?.date]);
+
+  useEffect(() => setMessage(''), [date]);
+
+  const clinicToday = shown ? dateKeyOf(new Date(), shown.timeZone) : undefined;
+  const current = date ?? shown?.date;
+
+  function go(next: string | undefined) {
+    setParams(next ? { date: next } : {}, { replace: false });
+  }
+
+  function onChanged(changed: Appointment, text: string) {
+    if (shown) {
+      setData({
+        requested: date,
+        schedule: {
+          ...shown,
+          appointments: shown.appointments.map((c) =>
+            c.id === changed.id ? { ...c, status: changed.status, cancelledBy: changed.cancelledBy } : c,
+          ),
+        },
+      });
+    }
+    setMessage(text);
+  }
+
+  return (
+    <section aria-labelledby="day-heading">
+      <div className="day-nav">
+        <TextField
+          id="schedule-date"
+          label="Date"
+          type="date"
+          className="input--date"
+          value={draft}
+          onChange={(e) => {
+            setDraft(e.target.value);
+            if (isDateKey(e.target.value)) go(e.target.value);
+          }}
+        />
+        <div className="button-row day-nav__buttons">
+          <button
+            type="button"
+            className="button button--secondary"
+            disabled={!current}
+            onClick={() => current && go(addDaysTo(current, -1))}
+          >
+            Previous day
+          </button>
+          <button
+            type="button"
+            className="button button--secondary"
+            disabled={!current}
+            onClick={() => current && go(addDaysTo(current, 1))}
+          >
+            Next day
+          </button>
+          {current && clinicToday && current !== clinicToday ? (
+            <button type="button" className="link-button" onClick={() => go(undefined)}>
+              Back to today
+            </button>
+          ) : null}
+        </div>
+      </div>
+      <h2 id="day-heading" aria-live="polite">
+        {current ? formatLongDate(current) : 'Loading…'}
+        {current && current === clinicToday ? <span className="muted"> (today)</span> : null}
+      </h2>
+      <p role="status" className="status-line">
+        {message}
+      </p>
+      <LoadedContent result={result} what="consultations" onRetry={reload}>
+        {({ requested, schedule }) =>
+          // While another day loads, the last one's list is not shown under the new date.
+          requested !== date ? (
+            <Loading label="Loading consultations…" />
+          ) : (
+            <>
+              {schedule.appointments.length > 0 ? (
+                <p className="muted">
+                  {plural(schedule.appointments.filter((c) => c.status === 'booked').length, 'booked consultation')}.
+                  {schedule.timeZone !== localTimeZone()
+                    ? ` Times are in your time zone (${localTimeZone()}); the date is the practice's (${schedule.timeZone}).`
+                    : ''}
+                </p>
+              ) : null}
+              <DayList schedule={schedule} onChanged={onChanged} />
+            </>
+          )
+        }
+      </LoadedContent>
+    </section>
+  );
+}
 
 export function ClinicianHomePage() {
   usePageTitle("Today's consultations");
   const session = useSignedIn();
   return (
-    <>
+    <div className="wide">
       <h1>Today's consultations</h1>
-      <p className="empty-state card">No consultations booked for today.</p>
+      <Schedule />
+      <p>
+        <Link to="/clinician/availability">Set your weekly hours and leave</Link>
+      </p>
       <section aria-labelledby="colleagues-heading">
         <h2 id="colleagues-heading">Colleagues</h2>
         <StaffList caption="Colleagues" selfId={session.account.id} />
@@ -17,6 +284,6 @@ export function ClinicianHomePage() {
       <p>
         <Link to="/account/security">Account security</Link>
       </p>
-    </>
+    </div>
   );
 }
