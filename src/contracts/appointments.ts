@@ -9,6 +9,8 @@ export const ClinicianList = z.object({ clinicians: z.array(z.object({ id: Uuid,
 
 export const SlotQuery = z.strictObject({
   clinicianId: Uuid.optional(),
+  /** First clinic-local date to list (default today); for paging through later days. */
+  from: IsoDate.optional(),
   days: z.coerce.number().int().min(1).max(90).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
@@ -43,6 +45,8 @@ export const Appointment = z.object({
   status: AppointmentStatus,
   cancelledBy: z.enum(['patient', 'clinician', 'staff']).nullable(),
   rescheduledFrom: Uuid.nullable(),
+  /** Set on a booking that was moved: the booking that replaced it (when you can see it). */
+  rescheduledTo: Uuid.nullable(),
   createdAt: IsoDateTime,
 });
 export const AppointmentLists = z.object({ upcoming: z.array(Appointment), past: z.array(Appointment) });
@@ -62,6 +66,7 @@ export const ClinicianSchedule = z.object({
       reason: z.string(),
       status: AppointmentStatus,
       cancelledBy: z.enum(['patient', 'clinician', 'staff']).nullable(),
+      rescheduledTo: Uuid.nullable(),
     }),
   ),
 });

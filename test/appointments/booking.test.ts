@@ -49,6 +49,19 @@ describe('booking', () => {
     expect(res.body.slots[0].startsAt).toMatch(/Z$/);
   });
 
+  it('pages through later days with `from` (a clinic-local date)', async () => {
+    const p = await newPatient(service);
+    const tomorrow = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/London' }).format(new Date(Date.now() + 86_400_000));
+    const res = await p.client.get(`/api/slots?clinicianId=${gp.id}&from=${tomorrow}&limit=3`);
+    expect(res.status).toBe(200);
+    expect(res.body.slots).toHaveLength(3);
+    for (const s of res.body.slots) {
+      expect(new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/London' }).format(new Date(s.startsAt)) >= tomorrow).toBe(true);
+    }
+    const beyond = await p.client.get(`/api/slots?clinicianId=${gp.id}&from=2099-01-01`);
+    expect(beyond.body.slots).toEqual([]);
+  });
+
   it('books a video consultation, lists it, tells the patient, and takes the slot off the list', async () => {
     const p = await newPatient(service);
     const [slot] = await firstSlots(p, gp.id);
@@ -121,7 +134,7 @@ describe('booking', () => {
     expect(moved.body).toMatchObject({ startsAt: slots[2]!.startsAt, mode: 'audio', status: 'booked', rescheduledFrom: original.body.id });
     const mine = await p.client.get('/api/appointments');
     expect(mine.body.upcoming.map((a: { id: string }) => a.id)).toEqual([moved.body.id]);
-    expect(mine.body.past[0]).toMatchObject({ id: original.body.id, status: 'cancelled' });
+    expect(mine.body.past[0]).toMatchObject({ id: original.body.id, status: 'cancelled', rescheduledTo: moved.body.id });
   });
 
   it.each([

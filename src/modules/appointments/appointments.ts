@@ -17,13 +17,16 @@ export interface AppointmentView {
   status: AppointmentStatus;
   cancelledBy: 'patient' | 'clinician' | 'staff' | null;
   rescheduledFrom: string | null;
+  rescheduledTo: string | null;
   createdAt: string;
 }
 
 function selectView(scope: Scope) {
   return appointmentsInScope(scope)
     .innerJoin('accounts as c', 'c.id', 'appointments.clinician_id')
+    .leftJoin('appointments as moved_to', 'moved_to.rescheduled_from', 'appointments.id')
     .select([
+      'moved_to.id as rescheduled_to',
       'appointments.id',
       'appointments.patient_id',
       'appointments.clinician_id',
@@ -53,6 +56,7 @@ function toView(r: ViewRow): AppointmentView {
     status: r.status,
     cancelledBy: r.cancelled_by,
     rescheduledFrom: r.rescheduled_from,
+    rescheduledTo: r.rescheduled_to,
     createdAt: r.created_at.toISOString(),
   };
 }
@@ -220,7 +224,9 @@ export async function clinicianDay(scope: Scope, clinic: ClinicSettings, date: s
   const to = zonedToUtc(addDays(date, 1), 0, clinic.timeZone);
   const rows = await appointmentsInScope(scope)
     .innerJoin('patient_profiles as p', 'p.account_id', 'appointments.patient_id')
+    .leftJoin('appointments as moved_to', 'moved_to.rescheduled_from', 'appointments.id')
     .select([
+      'moved_to.id as rescheduled_to',
       'appointments.id',
       'appointments.patient_id',
       'p.given_name',
@@ -252,6 +258,7 @@ export async function clinicianDay(scope: Scope, clinic: ClinicSettings, date: s
     reason: r.reason,
     status: r.status,
     cancelledBy: r.cancelled_by,
+    rescheduledTo: r.rescheduled_to,
   }));
 }
 

@@ -37,7 +37,7 @@ async function assertClinician(scope: Scope, clinicianId: string) {
 export async function freeSlots(
   scope: Scope,
   clinic: ClinicSettings,
-  opts: { clinicianId?: string | undefined; days?: number; limit?: number; now?: Date },
+  opts: { clinicianId?: string | undefined; from?: string | undefined; days?: number | undefined; limit?: number; now?: Date },
 ): Promise<Slot[]> {
   const now = opts.now ?? new Date();
   const days = Math.min(opts.days ?? clinic.horizonDays, clinic.horizonDays);
@@ -45,12 +45,15 @@ export async function freeSlots(
   const clinicians = opts.clinicianId ? [opts.clinicianId] : (await listClinicians(scope)).map((c) => c.id);
   if (clinicians.length === 0) return [];
   const today = localParts(now, clinic.timeZone).date;
+  const lastDate = addDays(today, clinic.horizonDays);
+  const fromDate = opts.from && opts.from > today ? opts.from : today;
+  if (fromDate > lastDate) return [];
   const rules = await scope.tx
     .selectFrom('availability_rules')
     .select(['clinician_id', 'weekday', 'start_time', 'end_time'])
     .where('clinician_id', 'in', clinicians)
     .execute();
-  const to = new Date(now.getTime() + (days + 1) * 86_400_000);
+  const to = new Date(now.getTime() + (clinic.horizonDays + 2) * 86_400_000);
   const exceptions = await scope.tx
     .selectFrom('availability_exceptions')
     .select(['clinician_id', 'starts_at', 'ends_at'])
@@ -64,8 +67,8 @@ export async function freeSlots(
   const offered = offeredSlots({
     rules: rules.map((r) => ({ clinicianId: r.clinician_id, weekday: r.weekday, startMinutes: parseTime(r.start_time), endMinutes: parseTime(r.end_time) })),
     exceptions: exceptions.map((e) => ({ clinicianId: e.clinician_id, startsAt: new Date(e.starts_at), endsAt: new Date(e.ends_at) })),
-    fromDate: today,
-    days,
+    fromDate,
+    days: Math.min(days, Math.round((Date.parse(lastDate) - Date.parse(fromDate)) / 86_400_000) + 1),
     tz: clinic.timeZone,
     slotMinutes: clinic.slotMinutes,
   });
