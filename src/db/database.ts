@@ -59,6 +59,30 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   return opts.kind === 'pglite' ? openPGlite(opts) : openPostgres(opts);
 }
 
+// The transaction's own statements, compiled once (they run for every request).
+// Returns no row (nothing for the driver to describe and parse); the concatenation makes every
+// set_config run, in order, before the WHERE is decided.
+const SET_PRINCIPAL_SQL = `select where (set_config('role', $1, true)
+        || set_config('confidant.principal_kind', $2, true)
+        || set_config('confidant.principal_id', $3, true)
+        || set_config('confidant.principal_role', $4, true)
+        || set_config('confidant.session_id', $5, true)
+        || set_config('confidant.reason', $6, true)) is null`;
+const txStatements = (pipelined: boolean) => {
+  const defer = pipelined ? DEFER : '';
+  const end = pipelined ? END : '';
+  return {
+    begin: CompiledQuery.raw(`${defer}begin`),
+    beginReadOnly: CompiledQuery.raw(`${defer}begin read only`),
+    setPrincipal: `${defer}${SET_PRINCIPAL_SQL}`,
+    commit: CompiledQuery.raw(`${end}commit`),
+    commitReadOnly: CompiledQuery.raw(`${pipelined ? NOWAIT : end}commit`),
+    rollback: CompiledQuery.raw(`${end}rollback`),
+  };
+};
+const TX_PIPELINED = txStatements(true);
+const TX_PLAIN = txStatements(false);
+
 /**
  * Opens a transaction as the service role with the principal set, runs `fn`, commits.
  * On PostgreSQL the opening (BEGIN and the settings) is held back and sent in one batch with
@@ -75,23 +99,19 @@ async function runTransaction<T>(
   readOnly: boolean,
   pipelined: boolean,
 ): Promise<T> {
-  const defer = pipelined ? DEFER : '';
-  const end = pipelined ? END : '';
+  const st = pipelined ? TX_PIPELINED : TX_PLAIN;
   return kysely.connection().execute(async (conn) => {
     (conn as unknown as { [PIPELINED]?: boolean })[PIPELINED] = pipelined;
     let result: T;
     try {
-      await sql.raw(`${defer}begin${readOnly ? ' read only' : ''}`).execute(conn);
-      await sql`${sql.raw(defer)}select set_config('role', ${serviceRole}, true),
-        set_config('confidant.principal_kind', ${p.kind}, true),
-        set_config('confidant.principal_id', ${p.id ?? ''}, true),
-        set_config('confidant.principal_role', ${p.role ?? ''}, true),
-        set_config('confidant.session_id', ${p.sessionId ?? ''}, true),
-        set_config('confidant.reason', ${p.reason ?? ''}, true)`.execute(conn);
+      await conn.executeQuery(readOnly ? st.beginReadOnly : st.begin);
+      await conn.executeQuery(
+        CompiledQuery.raw(st.setPrincipal, [serviceRole, p.kind, p.id ?? '', p.role ?? '', p.sessionId ?? '', p.reason ?? '']),
+      );
       result = await fn(conn);
-      await sql.raw(`${readOnly && pipelined ? NOWAIT : end}commit`).execute(conn);
+      await conn.executeQuery(readOnly ? st.commitReadOnly : st.commit);
     } catch (err) {
-      await sql.raw(`${end}rollback`).execute(conn).catch(() => {});
+      await conn.executeQuery(st.rollback).catch(() => {});
       throw err;
     }
     return result;
@@ -103,8 +123,8 @@ async function runTransaction<T>(
  * the COMMIT, in one batch: whatever it locks (the audit chain head) is held only inside the
  * database, never across a round trip. Any error surfaces from the transaction's commit.
  */
-export async function executeAtCommit(tx: Tx, query: Compilable): Promise<void> {
-  const compiled = query.compile();
+export async function executeAtCommit(tx: Tx, query: Compilable | { sql: string; parameters: readonly unknown[] }): Promise<void> {
+  const compiled = 'compile' in query ? query.compile() : CompiledQuery.raw(query.sql, [...query.parameters]);
   const pipelined = (tx as unknown as { [PIPELINED]?: boolean })[PIPELINED];
   if (!pipelined) {
     await tx.executeQuery(compiled);

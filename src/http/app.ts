@@ -89,16 +89,19 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
     }
   });
 
-  app.addHook('onRequest', async (req, reply) => {
+  // Callback-style hooks: no promise per request and hook.
+  app.addHook('onRequest', (req, reply, done) => {
     setSecurityHeaders(req, reply, deps);
+    done();
   });
 
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     // The route's pattern, never the URL as sent: a query string or an unknown path could
     // carry something it should not. Real routes hold only random ids. (reqId is bound by Fastify.)
     const route = req.routeOptions.url;
     const pathLogged = route && !route.includes('*') ? req.url.split('?')[0] : route ? '(web app)' : '(unmatched)';
     req.log.info({ method: req.method, path: pathLogged, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    done();
   });
 
   app.setErrorHandler(async (error: FastifyError | AppError | Error, req, reply) => {

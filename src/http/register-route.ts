@@ -116,7 +116,19 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
             principal,
             request,
             async (scope) => {
-              const out = await route.handler({ ...ctx, scope });
+              // Written out rather than spread ({ ...ctx, scope }): V8 builds spread objects slowly.
+              const out = await route.handler({
+                body: ctx.body,
+                params: ctx.params,
+                query: ctx.query,
+                principal: ctx.principal,
+                session: ctx.session,
+                request: ctx.request,
+                deps: ctx.deps,
+                setSession: ctx.setSession,
+                clearSession: ctx.clearSession,
+                scope,
+              });
               if (route.egress !== 'none') await assertEgressAllowed(scope, route.egress(out));
               return out;
             },
