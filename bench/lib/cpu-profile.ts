@@ -12,11 +12,31 @@ export interface CpuSummary {
   byPlace: { place: string; pct: number }[];
   /** Hottest functions by self time. */
   topFunctions: { fn: string; pct: number }[];
+  /**
+   * Share of busy time with the function somewhere on the stack (self + callees), for functions
+   * in src/ and a few framework entry points: where a request's CPU goes, stage by stage.
+   */
+  inclusive?: { fn: string; pct: number }[];
 }
 
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+/** Frames worth an inclusive figure: the service's own code and the framework steps around it. */
+function inclusiveKey(n: ProfileNode): string | null {
+  const { functionName, url } = n.callFrame;
+  const src = /\/src\/(.+)$/.exec(url);
+  if (src && !url.includes('node_modules')) return `${functionName || '(anonymous)'} src/${src[1]}`;
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
+  if (nm === 'zod' && /^(parse|safeParse)$/.test(functionName)) return `${functionName} zod`;
+  if (nm === 'fastify' && /^(serialize|onSendEnd|onSendHook|wrapOnSendEnd)$/.test(functionName)) return `${functionName} fastify`;
+  if (nm === 'kysely' && /^(compile|compileQuery|executeQuery)$/.test(functionName)) return `${functionName} kysely`;
+  if (nm === 'pg' && /^(handleDataRow|parseRow)$/.test(functionName)) return `${functionName} pg`;
+  if (functionName === 'stringify' && !url) return 'JSON.stringify (native)';
+  return null;
 }
 
 function placeOf(url: string, fn: string): string {
@@ -49,6 +69,9 @@ export function cpuProfiler() {
       session.disconnect();
       session = undefined;
       const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      const parent = new Map<number, number>();
+      for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+      const incl = new Map<string, number>();
       const place = new Map<string, number>();
       const fns = new Map<string, number>();
       let busy = 0;
@@ -67,6 +90,12 @@ export function cpuProfiler() {
         const inPackage = /node_modules\/(.+)$/.exec(url)?.[1];
         const f = `${functionName || '(anonymous)'} ${inPackage ? `${inPackage}:${lineNumber + 1}` : p}`;
         fns.set(f, (fns.get(f) ?? 0) + dt);
+        const onStack = new Set<string>();
+        for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+          const k = inclusiveKey(byId.get(at)!);
+          if (k) onStack.add(k);
+        }
+        for (const k of onStack) incl.set(k, (incl.get(k) ?? 0) + dt);
       });
       const top = (m: Map<string, number>, n: number) =>
         [...m.entries()]
@@ -77,6 +106,7 @@ export function cpuProfiler() {
         sampledMs: total / 1000,
         byPlace: top(place, 15).map(({ k, pct }) => ({ place: k, pct })),
         topFunctions: top(fns, 15).map(({ k, pct }) => ({ fn: k, pct })),
+        inclusive: top(incl, 25).map(({ k, pct }) => ({ fn: k, pct })),
       };
     },
   };

@@ -37,6 +37,15 @@ export interface PgProfile {
   chainLockHold: { count: number; meanMs: number; p99Ms: number; totalMs: number };
   /** Audit INSERT statements and the rows they carried (rows / inserts = group-commit batch size). */
   audit: { inserts: number; rows: number };
+  /**
+   * Statements that travelled in front of another one in the same round trip (the service's
+   * pipelining: BEGIN, the principal settings, statements held for COMMIT). Not in `queries`.
+   */
+  batchedStatements?: number;
+  /** Those statements by kind. */
+  batchedKinds?: Record<string, number>;
+  /** The first text seen of each kind of statement (up to 2,000 characters), to see what was sent. */
+  examples?: Record<string, string>;
 }
 
 interface Classified {
@@ -67,13 +76,37 @@ function classifyText(text: string): Classified {
   if (rest === '') kind = 'BEGIN';
   else if (s === 'commit') kind = 'COMMIT';
   else if (s === 'rollback') kind = 'ROLLBACK';
-  else if (rest.startsWith("select set_config('role'")) kind = begins ? 'BEGIN + set role + principal' : 'set role + principal';
+  else if (rest.startsWith("select set_config('role'") || (rest.startsWith('select') && rest.includes("set_config('role'"))) {
+    kind = begins ? 'BEGIN + set role + principal' : 'set role + principal';
+  }
   else if (rest.includes('confidant_resolve_session')) kind = 'resolve session (cache miss)';
-  else if (rest.startsWith('insert into "audit_events"')) kind = 'INSERT audit event(s)';
+  else if (rest.startsWith('insert into "audit_events"') || rest.startsWith('insert into audit_events')) kind = 'INSERT audit event(s)';
   else if (rest.includes('from "patient_profiles"')) kind = 'SELECT profile';
   else if (rest.includes('from bench_profiles')) kind = 'SELECT row (baseline)';
+  // Appointments (bench:booking); none of these texts occur in bench:read's targets.
+  else if (rest.includes('confidant_taken_slots')) kind = 'SELECT taken slots';
+  else if (rest.startsWith('insert into "appointments"')) kind = 'INSERT appointment';
+  else if (rest.startsWith('insert into "notifications"')) kind = 'INSERT notification';
+  else if (rest.startsWith('insert into "outbox"')) kind = 'INSERT outbox';
+  else if (rest.includes('from "appointments"') && rest.includes('count(')) kind = 'SELECT count of future bookings';
+  else if (rest.includes('from "appointments"') && rest.includes(' for update')) kind = 'SELECT appointment FOR UPDATE';
+  else if (rest.includes('from "appointments"')) kind = 'SELECT appointments ⋈ clinician';
+  else if (rest.includes('from "availability_rules"')) kind = 'SELECT availability_rules';
+  else if (rest.includes('from "availability_exceptions"')) kind = 'SELECT availability_exceptions';
+  else if (rest.includes('from "accounts"') && rest.includes(' for update')) kind = 'SELECT accounts FOR UPDATE (patient lock)';
+  else if (rest.includes('from "accounts"')) kind = 'SELECT accounts';
   else kind = `other: ${s.slice(0, 60)}`;
   return { kind, begins, ends };
+}
+
+/**
+ * Rows of an audit INSERT: a multi-row INSERT … VALUES (…), (…) as Kysely compiles it, or one
+ * JSON parameter holding the rows (jsonb_to_recordset), whose objects each carry `actor_kind`.
+ */
+function auditRowsOf(text: string, values: unknown): number {
+  const first = Array.isArray(values) ? values[0] : undefined;
+  if (typeof first === 'string' && first.startsWith('[')) return first.split('"actor_kind":').length - 1;
+  return valuesRows(text);
 }
 
 /** Rows in a multi-row INSERT … VALUES (…), (…) as Kysely compiles it. */
@@ -110,6 +143,9 @@ export function instrumentPg() {
   let auditInserts = 0;
   let auditRows = 0;
   let auditTxs: number[] = [];
+  let batched = 0;
+  let batchedKinds: Record<string, number> = {};
+  let examples: Record<string, string> = {};
   const marks = new WeakMap<object, TxMarks>();
 
   const origQuery = pg.Client.prototype.query as (...a: unknown[]) => unknown;
@@ -118,13 +154,31 @@ export function instrumentPg() {
     const first = args[0];
     const text = typeof first === 'string' ? first : typeof (first as { text?: unknown })?.text === 'string' ? (first as { text: string }).text : '';
     const { kind, begins, ends } = classify(text);
+    if (!(kind in examples)) examples[kind] = text.slice(0, 2000);
+    // A pipelined batch (src/db/pg-pipeline.ts) carries the statements sent in front of the main
+    // one: as `held`, or (since prepared statements) as `steps` ending with the main statement.
+    const batch = first as { held?: unknown; steps?: unknown } | undefined;
+    const held = Array.isArray(batch?.held) ? batch.held : Array.isArray(batch?.steps) ? batch.steps.slice(0, -1) : undefined;
+    if (held) {
+      batched += held.length;
+      for (const h of held as { text?: unknown; values?: unknown }[]) {
+        const ht = typeof h?.text === 'string' ? h.text : '';
+        const hk = classify(ht).kind;
+        batchedKinds[hk] = (batchedKinds[hk] ?? 0) + 1;
+        if (!(hk in examples)) examples[hk] = ht.slice(0, 2000);
+        if (hk === 'INSERT audit event(s)') {
+          auditInserts++;
+          auditRows += auditRowsOf(ht, h?.values);
+        }
+      }
+    }
     const t0 = performance.now();
     const m = marks.get(this) ?? {};
     marks.set(this, m);
     if (begins) m.beganAt = t0;
     if (kind === 'INSERT audit event(s)') {
       auditInserts++;
-      auditRows += valuesRows(text);
+      auditRows += auditRowsOf(text, Array.isArray(args[1]) ? args[1] : (first as { values?: unknown })?.values);
     }
     const done = () => {
       const t1 = performance.now();
@@ -184,6 +238,9 @@ export function instrumentPg() {
       auditInserts = 0;
       auditRows = 0;
       auditTxs = [];
+      batched = 0;
+      batchedKinds = {};
+      examples = {};
       startedAt = performance.now();
       on = true;
     },
@@ -208,6 +265,9 @@ export function instrumentPg() {
         auditTransaction: { count: at.count, meanMs: at.meanMs, p99Ms: at.p99Ms },
         chainLockHold: { count: h.count, meanMs: h.meanMs, p99Ms: h.p99Ms, totalMs: h.totalMs },
         audit: { inserts: auditInserts, rows: auditRows },
+        batchedStatements: batched,
+        batchedKinds,
+        examples,
       };
     },
   };

@@ -24,7 +24,10 @@ export interface AppointmentView {
 function selectView(scope: Scope) {
   return appointmentsInScope(scope)
     .innerJoin('accounts as c', 'c.id', 'appointments.clinician_id')
-    .leftJoin('appointments as moved_to', 'moved_to.rescheduled_from', 'appointments.id')
+    // A reschedule keeps the patient (and parties never change), so this also narrows the probe.
+    .leftJoin('appointments as moved_to', (j) =>
+      j.onRef('moved_to.rescheduled_from', '=', 'appointments.id').onRef('moved_to.patient_id', '=', 'appointments.patient_id'),
+    )
     .select([
       'moved_to.id as rescheduled_to',
       'appointments.id',
@@ -201,13 +204,16 @@ export async function rescheduleAppointment(
   return loadView(scope, newId);
 }
 
+export const PAST_LIMIT = 50;
+
 export async function listMyAppointments(scope: Scope, now = new Date()) {
   const patientId = requirePatient(scope);
   const rows = await selectView(scope).orderBy('appointments.starts_at').execute();
   scope.audit({ action: 'appointment.list', objectType: 'patient', objectId: patientId, patientId, details: { count: rows.length } });
   const views = rows.map(toView);
   const upcoming = views.filter((a) => a.status === 'booked' && new Date(a.endsAt).getTime() > now.getTime());
-  const past = views.filter((a) => !upcoming.includes(a)).reverse();
+  // The most recent history; a long-standing patient's full history is not sent every time.
+  const past = views.filter((a) => !upcoming.includes(a)).reverse().slice(0, PAST_LIMIT);
   return { upcoming, past };
 }
 
@@ -224,7 +230,9 @@ export async function clinicianDay(scope: Scope, clinic: ClinicSettings, date: s
   const to = zonedToUtc(addDays(date, 1), 0, clinic.timeZone);
   const rows = await appointmentsInScope(scope)
     .innerJoin('patient_profiles as p', 'p.account_id', 'appointments.patient_id')
-    .leftJoin('appointments as moved_to', 'moved_to.rescheduled_from', 'appointments.id')
+    .leftJoin('appointments as moved_to', (j) =>
+      j.onRef('moved_to.rescheduled_from', '=', 'appointments.id').onRef('moved_to.patient_id', '=', 'appointments.patient_id'),
+    )
     .select([
       'moved_to.id as rescheduled_to',
       'appointments.id',
