@@ -222,6 +222,23 @@ describe('mirrors: someone else calls the same thing', () => {
     expect((await owner.client.get(`/api/appointments/${id}`)).body.status).toBe('booked');
   });
 
+  it("answers 404 when someone else marks a patient's notification read, and changes nothing", async () => {
+    const owner = await newPatient(service);
+    const [slot] = (await firstSlots(owner, otherGp.id, 120)).slice(110);
+    await book(owner, otherGp.id, slot!.startsAt);
+    const [note] = (await owner.client.get('/api/notifications')).body.notifications;
+    for (const client of [(await newPatient(service)).client, otherGp.client]) {
+      const before = await dataCounts(service);
+      const res = await client.post(`/api/notifications/${note.id}/read`);
+      expect(res.status).toBe(404);
+      const after = await dataCounts(service);
+      expect(after.audit_events - before.audit_events).toBe(1);
+    }
+    expect((await owner.client.get('/api/notifications')).body.notifications[0]).toMatchObject({ id: note.id, read: false });
+    expect((await owner.client.post(`/api/notifications/${note.id}/read`)).status).toBe(200);
+    expect((await owner.client.get('/api/notifications')).body.notifications[0].read).toBe(true);
+  });
+
   it("refuses a clinician's availability to another clinician and to a patient; lets an admin edit it", async () => {
     const p = await newPatient(service);
     expect((await otherGp.client.get(`/api/clinicians/${gp.id}/availability`)).status).toBe(404);
