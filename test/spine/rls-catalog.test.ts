@@ -126,8 +126,24 @@ describe('row-level security in practice (service role)', () => {
     await db.transaction(system, async (tx) => {
       await tx.insertInto('audit_events').values({ actor_kind: 'system', action: 'test.event', outcome: 'success', system_reason: 'x' } as never).execute();
     });
-    await expect(db.transaction(system, (tx) => tx.updateTable('audit_events').set({ action: 'x' }).execute())).rejects.toThrow();
-    await expect(db.transaction(system, (tx) => tx.deleteFrom('audit_events').execute())).rejects.toThrow();
+    // The service role has no UPDATE or DELETE grant at all...
+    await expect(db.transaction(system, (tx) => tx.updateTable('audit_events').set({ action: 'x' }).execute())).rejects.toThrow(/permission denied/);
+    await expect(db.transaction(system, (tx) => tx.deleteFrom('audit_events').execute())).rejects.toThrow(/permission denied/);
+  });
+
+  it('refuses UPDATE, DELETE and TRUNCATE on the audit log even to its owner (the triggers)', async () => {
+    // Row-level security off for the owner, so that only the triggers stand in the way.
+    const asOwner = (statement: string) =>
+      db.owner.connection().execute(async (conn) => {
+        try {
+          await sql.raw(`begin; alter table audit_events no force row level security; ${statement}`).execute(conn);
+        } finally {
+          await sql.raw('rollback').execute(conn);
+        }
+      });
+    await expect(asOwner("update audit_events set action = 'x'")).rejects.toThrow(/append-only/);
+    await expect(asOwner('delete from audit_events')).rejects.toThrow(/append-only/);
+    await expect(asOwner('truncate audit_events')).rejects.toThrow(/append-only/);
   });
 
   it('refuses an audit event that names someone else as the actor', async () => {
