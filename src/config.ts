@@ -33,7 +33,22 @@ const EnvSchema = z.object({
   SLOT_MINUTES: z.coerce.number().int().min(5).max(120).default(10),
   MAX_FUTURE_BOOKINGS: z.coerce.number().int().min(1).max(50).default(2),
   BOOKING_HORIZON_DAYS: z.coerce.number().int().min(1).max(90).default(14),
+  RECORDING_MASTER_KEY_FILE: z.string().min(1).optional(),
+  RECORDING_MAX_CHUNK_KB: z.coerce.number().int().min(16).max(64 * 1024).default(8 * 1024),
+  RECORDING_MAX_MB: z.coerce.number().int().min(1).max(16 * 1024).default(1024),
+  CONSULTATION_JOIN_EARLY_MINUTES: z.coerce.number().int().min(0).max(24 * 60).default(10),
+  CONSULTATION_JOIN_LATE_MINUTES: z.coerce.number().int().min(0).max(24 * 60).default(60),
+  ICE_STUN_URLS: z.string().optional(),
+  ICE_TURN_URLS: z.string().optional(),
+  ICE_TURN_SECRET_FILE: z.string().min(1).optional(),
+  ICE_TURN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3_600),
 });
+
+const iceUrls = (v: string | undefined, scheme: RegExp, name: string): string[] => {
+  const urls = (v ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+  for (const u of urls) if (!scheme.test(u)) throw new ConfigError(`${name}: "${u}" is not a ${name.includes('TURN') ? 'turn:/turns:' : 'stun:/stuns:'} URL`);
+  return urls;
+};
 
 export interface Config {
   mode: 'development' | 'production';
@@ -55,6 +70,20 @@ export interface Config {
   logLevel: string;
   clinicName: string;
   clinic: { timeZone: string; slotMinutes: number; maxFutureBookings: number; horizonDays: number };
+  recordings: {
+    /** The master key file; in development and demo mode one is created under DATA_DIR if missing. */
+    masterKeyFile: string;
+    createMasterKeyIfMissing: boolean;
+    blobDir: string;
+    maxChunkBytes: number;
+    maxRecordingBytes: number;
+  };
+  consultations: {
+    joinEarlyMs: number;
+    joinLateMs: number;
+    /** STUN and TURN servers for browsers; TURN credentials are minted per caller from the shared secret. */
+    ice: { stunUrls: string[]; turnUrls: string[]; turnSecretFile: string | undefined; turnTtlSeconds: number };
+  };
 }
 
 export class ConfigError extends Error {}
@@ -77,6 +106,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // mistakes but not against a role escape, so production needs a PostgreSQL server.
     throw new ConfigError('production mode needs DATABASE_URL (a PostgreSQL server); the embedded database is for development and demos');
   }
+  if (mode === 'production' && !e.RECORDING_MASTER_KEY_FILE) {
+    throw new ConfigError('production mode needs RECORDING_MASTER_KEY_FILE (recordings are encrypted under it; see README, "Recordings")');
+  }
+  const turnUrls = iceUrls(e.ICE_TURN_URLS, /^turns?:/, 'ICE_TURN_URLS');
+  if (turnUrls.length > 0 && !e.ICE_TURN_SECRET_FILE) throw new ConfigError('ICE_TURN_URLS needs ICE_TURN_SECRET_FILE (the TURN server\'s shared secret)');
   const dataDir = path.resolve(e.DATA_DIR);
   return {
     mode,
@@ -106,6 +140,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       slotMinutes: e.SLOT_MINUTES,
       maxFutureBookings: e.MAX_FUTURE_BOOKINGS,
       horizonDays: e.BOOKING_HORIZON_DAYS,
+    },
+    recordings: {
+      masterKeyFile: e.RECORDING_MASTER_KEY_FILE ? path.resolve(e.RECORDING_MASTER_KEY_FILE) : path.join(dataDir, 'keys', 'recording-master.key'),
+      createMasterKeyIfMissing: !e.RECORDING_MASTER_KEY_FILE,
+      blobDir: path.join(dataDir, 'blobs'),
+      maxChunkBytes: e.RECORDING_MAX_CHUNK_KB * 1024,
+      maxRecordingBytes: e.RECORDING_MAX_MB * 1024 * 1024,
+    },
+    consultations: {
+      joinEarlyMs: e.CONSULTATION_JOIN_EARLY_MINUTES * 60_000,
+      joinLateMs: e.CONSULTATION_JOIN_LATE_MINUTES * 60_000,
+      ice: {
+        stunUrls: iceUrls(e.ICE_STUN_URLS, /^stuns?:/, 'ICE_STUN_URLS'),
+        turnUrls,
+        turnSecretFile: e.ICE_TURN_SECRET_FILE ? path.resolve(e.ICE_TURN_SECRET_FILE) : undefined,
+        turnTtlSeconds: e.ICE_TURN_TTL_SECONDS,
+      },
     },
   };
 }

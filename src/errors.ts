@@ -28,6 +28,20 @@ export const ErrorStatus = {
   appointment_not_changeable: 409,
   appointment_not_started: 409,
   invalid_nhs_number: 422,
+  consultation_not_open: 409,
+  consultation_ended: 409,
+  mode_request_pending: 409,
+  no_pending_request: 409,
+  consent_required: 409,
+  recording_in_progress: 409,
+  recording_not_open: 409,
+  recording_not_ready: 409,
+  chunk_out_of_order: 409,
+  chunk_conflict: 409,
+  recording_too_large: 413,
+  range_not_satisfiable: 416,
+  upgrade_required: 426,
+  recording_damaged: 500,
   too_many_attempts: 429,
   egress_denied: 500,
   internal: 500,
@@ -37,7 +51,14 @@ export const ErrorStatus = {
 export type ErrorCode = keyof typeof ErrorStatus;
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; requestId?: string; issues?: { path: string; message: string }[] };
+  error: {
+    code: ErrorCode;
+    message: string;
+    requestId?: string;
+    issues?: { path: string; message: string }[];
+    /** Machine-readable facts about the error (identifiers and numbers only), e.g. the next chunk expected. */
+    details?: Record<string, string | number>;
+  };
 }
 
 export class AppError extends Error {
@@ -45,11 +66,12 @@ export class AppError extends Error {
   readonly status: number;
   readonly issues: { path: string; message: string }[] | undefined;
   readonly headers: Record<string, string> | undefined;
+  readonly details: Record<string, string | number> | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    opts: { issues?: { path: string; message: string }[]; headers?: Record<string, string> } = {},
+    opts: { issues?: { path: string; message: string }[]; headers?: Record<string, string>; details?: Record<string, string | number> } = {},
   ) {
     super(message);
     this.name = 'AppError';
@@ -57,6 +79,7 @@ export class AppError extends Error {
     this.status = ErrorStatus[code];
     this.issues = opts.issues;
     this.headers = opts.headers;
+    this.details = opts.details;
   }
 }
 

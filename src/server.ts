@@ -6,7 +6,15 @@ import { openDatabase, type Database } from './db';
 import { buildApp, type BuiltApp } from './http/app';
 import type { AppDeps } from './http/app-deps';
 import { createLogger } from './logger';
+import { readFile } from 'node:fs/promises';
+import { attachSignalling } from './http/signalling';
+import { iceServersFor } from './modules/consultations/ice-servers';
+import { SignallingHub } from './modules/consultations/signalling-hub';
 import { SESSION_CHANNEL, SessionDirectory } from './modules/identity/sessions';
+import { createLocalBlobStore } from './modules/recordings/blob-store';
+import { RecordingFinaliser } from './modules/recordings/finaliser';
+import { ensureMasterKeyFile, readMasterKeyFile } from './modules/recordings/recording-keys';
+import type { RecordingDeps } from './modules/recordings/recordings';
 
 export interface Service {
   config: Config;
@@ -28,7 +36,7 @@ export async function openConfiguredDatabase(config: Config): Promise<Database> 
  */
 export async function createService(
   config: Config,
-  opts: { logger?: Logger; db?: Database; webRoot?: string; migrate?: boolean } = {},
+  opts: { logger?: Logger; db?: Database; webRoot?: string; migrate?: boolean; sweepRecordings?: boolean } = {},
 ): Promise<Service> {
   const logger: Logger = opts.logger ?? createLogger(config.logLevel);
   const db = opts.db ?? (await openConfiguredDatabase(config));
@@ -54,21 +62,51 @@ export async function createService(
       sessions.clear();
     }
   });
+  const rec = config.recordings;
+  // Recordings are sealed under this key; production must be given one (config refuses otherwise).
+  const masterKey = rec.createMasterKeyIfMissing ? await ensureMasterKeyFile(rec.masterKeyFile) : await readMasterKeyFile(rec.masterKeyFile);
+  const finaliser = new RecordingFinaliser(scopes, logger);
+  const recordings: RecordingDeps = {
+    blobs: createLocalBlobStore(rec.blobDir),
+    masterKey,
+    limits: {
+      maxChunkBytes: rec.maxChunkBytes,
+      maxRecordingBytes: rec.maxRecordingBytes,
+      endGraceMs: 2 * 60_000,
+      idleMs: 10 * 60_000,
+      finaliseRetryMs: 10 * 60_000,
+    },
+    finaliser,
+  };
+  finaliser.bind(recordings);
+  const ice = config.consultations.ice;
+  const turnSecret = ice.turnSecretFile ? (await readFile(ice.turnSecretFile, 'utf8')).trim() : undefined;
+  const iceSettings = { stunUrls: ice.stunUrls, turnUrls: ice.turnUrls, turnSecret, turnTtlSeconds: ice.turnTtlSeconds };
   const deps: AppDeps = {
     config,
     scopes,
     sessions,
     identity: { scopes, sessions, issuer: config.clinicName, registrationsPerAddress: config.registrationsPerAddress },
+    consultations: {
+      hub: new SignallingHub(),
+      iceServersFor: (accountId) => iceServersFor(iceSettings, accountId),
+      joinWindow: { earlyMs: config.consultations.joinEarlyMs, lateMs: config.consultations.joinLateMs },
+    },
+    recordings,
     logger: logger as unknown as AppDeps['logger'],
     databaseKind: db.kind,
   };
   const built = await buildApp(deps, { webRoot: opts.webRoot ?? path.resolve('dist/web') });
+  const stopSignalling = attachSignalling(built.app, deps);
+  if (opts.sweepRecordings !== false) finaliser.start(30_000);
   return {
     config,
     db,
     deps,
     built,
     close: async () => {
+      await stopSignalling();
+      await finaliser.stop();
       await built.app.close();
       await scopes.close();
       await stopListening();

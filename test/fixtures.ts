@@ -67,7 +67,25 @@ export async function newStaff(service: TestService, role: StaffRoleName): Promi
 }
 
 /** Counts rows in every data table (as the owner): "nothing was written" means these stay put. */
-const COUNTED_TABLES = ['accounts', 'account_credentials', 'patient_profiles', 'mfa_recovery_codes', 'sessions', 'audit_events'] as const;
+const COUNTED_TABLES = [
+  'accounts',
+  'account_credentials',
+  'patient_profiles',
+  'mfa_recovery_codes',
+  'sessions',
+  'audit_events',
+  'availability_rules',
+  'availability_exceptions',
+  'appointments',
+  'notifications',
+  'outbox',
+  'consultations',
+  'mode_switch_requests',
+  'recording_consents',
+  'recordings',
+  'recording_chunks',
+  'consultation_notes',
+] as const;
 export type DataCounts = Record<(typeof COUNTED_TABLES)[number], number>;
 
 export async function dataCounts(service: TestService): Promise<DataCounts> {

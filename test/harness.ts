@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { LightMyRequestResponse } from 'fastify';
@@ -30,8 +32,12 @@ export async function freshDatabase(): Promise<Database> {
   return openDatabase({ kind: 'pglite', loadDataDir: new Blob([tar]), serviceRole: SERVICE_ROLE });
 }
 
+/** This test process's data directory (the recording master key and blobs live there). */
+export const TEST_DATA_DIR = mkdtempSync(path.join(tmpdir(), 'confidant-test-'));
+process.once('exit', () => rmSync(TEST_DATA_DIR, { recursive: true, force: true }));
+
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig({ CONFIDANT_DEMO: '0', DATA_DIR: '/nonexistent-test-data', LOG_LEVEL: 'info', ...overrides });
+  return loadConfig({ CONFIDANT_DEMO: '0', DATA_DIR: TEST_DATA_DIR, LOG_LEVEL: 'info', ...overrides });
 }
 
 export interface TestService extends Service {
@@ -49,7 +55,7 @@ export async function startTestService(opts: { config?: Config; db?: Database } 
   });
   const config = opts.config ?? testConfig();
   const db = opts.db ?? (await freshDatabase());
-  const service = await createService(config, { db, logger: createLogger('info', sink), webRoot: '/nonexistent-web-root' });
+  const service = await createService(config, { db, logger: createLogger('info', sink), webRoot: '/nonexistent-web-root', sweepRecordings: false });
   await service.built.app.ready();
   return {
     ...service,
@@ -87,10 +93,16 @@ export class TestClient {
       headers: {
         'user-agent': this.opts.userAgent ?? 'confidant-tests',
         ...(this.cookie ? { cookie: this.cookie } : {}),
-        ...(stateChanging ? { 'x-csrf-token': this.csrf ?? 'none', 'content-type': 'application/json' } : {}),
+        ...(stateChanging
+          ? { 'x-csrf-token': this.csrf ?? 'none', 'content-type': Buffer.isBuffer(body) ? 'application/octet-stream' : 'application/json' }
+          : {}),
         ...headers,
       },
-      ...(body !== undefined ? { payload: typeof body === 'string' ? body : JSON.stringify(body) } : stateChanging ? { payload: '{}' } : {}),
+      ...(body !== undefined
+        ? { payload: Buffer.isBuffer(body) || typeof body === 'string' ? body : JSON.stringify(body) }
+        : stateChanging
+          ? { payload: '{}' }
+          : {}),
     });
     const setCookie = res.cookies.find((c) => c.name === 'confidant_session');
     if (setCookie) this.cookie = setCookie.value ? `confidant_session=${setCookie.value}` : undefined;
@@ -113,6 +125,9 @@ export class TestClient {
   }
   patch(url: string, body?: unknown) {
     return this.request('PATCH', url, body);
+  }
+  put(url: string, body?: unknown, headers?: Record<string, string>) {
+    return this.request('PUT', url, body, headers);
   }
   delete(url: string) {
     return this.request('DELETE', url);

@@ -22,6 +22,21 @@ export const Permission = {
   AvailabilityRead: 'availability.read',
   AvailabilityManage: 'availability.manage',
   NotificationRead: 'notification.read',
+  ConsultationJoin: 'consultation.join',
+  ConsultationRead: 'consultation.read',
+  ConsultationSignal: 'consultation.signal',
+  ConsultationSwitchMode: 'consultation.switch_mode',
+  ConsultationWaitingRoom: 'consultation.waiting_room',
+  ConsultationStart: 'consultation.start',
+  ConsultationEnd: 'consultation.end',
+  NotesRead: 'notes.read',
+  NotesWrite: 'notes.write',
+  RecordingConsent: 'recording.consent',
+  RecordingConsentRequest: 'recording.consent_request',
+  RecordingCreate: 'recording.create',
+  RecordingUpload: 'recording.upload',
+  RecordingRead: 'recording.read',
+  RecordingPlay: 'recording.play',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -30,6 +45,17 @@ const signedIn: Permission[] = [
   Permission.SessionRead,
   Permission.SessionRevoke,
   Permission.MfaEnrol,
+];
+
+/** What both parties of a consultation may do. */
+const inConsultation: Permission[] = [
+  Permission.ConsultationJoin,
+  Permission.ConsultationRead,
+  Permission.ConsultationSignal,
+  Permission.ConsultationSwitchMode,
+  Permission.NotesRead,
+  Permission.RecordingRead,
+  Permission.RecordingPlay,
 ];
 
 /** Default deny: a kind or role not listed here may do nothing. */
@@ -45,6 +71,8 @@ const grants: Record<string, ReadonlySet<Permission>> = {
     Permission.AppointmentCancel,
     Permission.AppointmentReschedule,
     Permission.NotificationRead,
+    ...inConsultation,
+    Permission.RecordingConsent,
   ]),
   clinician: new Set([
     ...signedIn,
@@ -55,6 +83,14 @@ const grants: Record<string, ReadonlySet<Permission>> = {
     Permission.AvailabilityRead,
     Permission.AvailabilityManage,
     Permission.NotificationRead,
+    ...inConsultation,
+    Permission.ConsultationWaitingRoom,
+    Permission.ConsultationStart,
+    Permission.ConsultationEnd,
+    Permission.NotesWrite,
+    Permission.RecordingConsentRequest,
+    Permission.RecordingCreate,
+    Permission.RecordingUpload,
   ]),
   'staff:dpo': new Set([...signedIn, Permission.AuditRead, Permission.StaffRead]),
   'staff:admin': new Set([...signedIn, Permission.StaffRead, Permission.AvailabilityRead, Permission.AvailabilityManage]),

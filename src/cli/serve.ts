@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import { DEMO_PEOPLE } from '../demo/demo-clinic';
 import { seedDemoClinic } from '../demo/seed-demo-clinic';
+import { seedDemoReplays } from '../demo/seed-demo-replays';
 import { createService } from '../server';
 
 export async function serve(config: Config): Promise<void> {
@@ -14,6 +15,8 @@ export async function serve(config: Config): Promise<void> {
       (scope) => seedDemoClinic(scope, config.clinic),
     );
     if (created) log.info({ created }, 'demo clinic seeded');
+    const replays = await seedDemoReplays(service.deps.scopes, service.deps.recordings);
+    if (replays) log.info({ replays }, 'demo consultation replays seeded');
   }
 
   const address = await service.built.app.listen({ port: config.port, host: config.host });

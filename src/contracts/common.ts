@@ -19,6 +19,7 @@ export const ErrorResponse = z.object({
     message: z.string(),
     requestId: z.string().optional(),
     issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    details: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
   }),
 });
 export type ErrorResponse = z.infer<typeof ErrorResponse>;

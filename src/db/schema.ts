@@ -141,12 +141,110 @@ export interface OutboxTable {
   attempts: Generated<number>;
 }
 
+/**
+ * Whose a row is: set by the database from the row's parent (a BEFORE INSERT trigger), never by
+ * the service. The type forbids writing it, so code cannot even try.
+ */
+type Owner = ColumnType<string, never, never>;
+type Mode = 'audio' | 'video';
+
+export interface ConsultationsTable {
+  id: Generated<string>;
+  appointment_id: ColumnType<string, string, never>;
+  patient_id: Owner;
+  clinician_id: Owner;
+  booked_mode: ColumnType<Mode, never, never>;
+  mode: Mode;
+  status: Generated<'waiting' | 'live' | 'ended'>;
+  patient_joined_at: Opt<Date>;
+  started_at: Opt<Date>;
+  ended_at: Opt<Date>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface ModeSwitchRequestsTable {
+  id: Generated<string>;
+  consultation_id: ColumnType<string, string, never>;
+  patient_id: Owner;
+  clinician_id: Owner;
+  requested_by: string;
+  to_mode: Mode;
+  status: Generated<'pending' | 'accepted' | 'declined' | 'withdrawn'>;
+  answered_by: Opt<string>;
+  created_at: Generated<Date>;
+  answered_at: Opt<Date>;
+}
+
+export type ConsentDecision = 'requested' | 'granted' | 'declined' | 'withdrawn';
+
+export interface RecordingConsentsTable {
+  id: Generated<string>;
+  consultation_id: string;
+  patient_id: Owner;
+  clinician_id: Owner;
+  media: Mode;
+  decision: ConsentDecision;
+  actor_id: string;
+  created_at: Generated<Date>;
+}
+
+export type RecordingStatus = 'recording' | 'finalising' | 'ready' | 'failed';
+
+export interface RecordingsTable {
+  id: ColumnType<string, string, never>;
+  consultation_id: ColumnType<string, string, never>;
+  patient_id: Owner;
+  clinician_id: Owner;
+  status: Generated<RecordingStatus>;
+  media_type: 'video/webm' | 'audio/webm';
+  key_id: string;
+  wrapped_key: Buffer;
+  next_seq: Generated<number>;
+  received_bytes: ColumnType<string, never, string | number>;
+  plaintext_size: ColumnType<string | null, never, number | null>;
+  segment_size: Opt<number>;
+  duration_ms: Opt<number>;
+  time_index: ColumnType<[number, number][] | null, never, string | null>;
+  video_consented: Generated<boolean>;
+  failure_code: Opt<string>;
+  started_at: Generated<Date>;
+  last_chunk_at: Opt<Date>;
+  finalising_since: Opt<Date>;
+  finalised_at: Opt<Date>;
+}
+
+export interface RecordingChunksTable {
+  recording_id: string;
+  seq: number;
+  patient_id: Owner;
+  clinician_id: Owner;
+  byte_length: number;
+  sha256: Buffer;
+  received_at: Generated<Date>;
+}
+
+export interface ConsultationNotesTable {
+  consultation_id: ColumnType<string, string, never>;
+  patient_id: Owner;
+  clinician_id: Owner;
+  body: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface DB {
   availability_rules: AvailabilityRulesTable;
   availability_exceptions: AvailabilityExceptionsTable;
   appointments: AppointmentsTable;
   notifications: NotificationsTable;
   outbox: OutboxTable;
+  consultations: ConsultationsTable;
+  mode_switch_requests: ModeSwitchRequestsTable;
+  recording_consents: RecordingConsentsTable;
+  recordings: RecordingsTable;
+  recording_chunks: RecordingChunksTable;
+  consultation_notes: ConsultationNotesTable;
   accounts: AccountsTable;
   account_credentials: AccountCredentialsTable;
   patient_profiles: PatientProfilesTable;

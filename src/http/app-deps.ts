@@ -1,7 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Scopes } from '../access/scope';
 import type { Config } from '../config';
+import type { ConsultationDeps } from '../modules/consultations/consultations';
 import type { IdentityDeps } from '../modules/identity/identity-deps';
+import type { RecordingDeps } from '../modules/recordings/recordings';
 import type { SessionDirectory } from '../modules/identity/sessions';
 
 /** Everything a route may reach, wired once in the composition root (src/server.ts). */
@@ -10,6 +12,8 @@ export interface AppDeps {
   scopes: Scopes;
   sessions: SessionDirectory;
   identity: IdentityDeps;
+  consultations: ConsultationDeps;
+  recordings: RecordingDeps;
   logger: FastifyBaseLogger;
   databaseKind: 'pglite' | 'postgres';
 }

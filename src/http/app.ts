@@ -89,6 +89,9 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
     }
   });
 
+  // Raw bytes (recording chunks); routes that did not ask for them refuse them (register-route).
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
   // Callback-style hooks: no promise per request and hook.
   app.addHook('onRequest', (req, reply, done) => {
     setSecurityHeaders(req, reply, deps);
@@ -105,7 +108,7 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
   });
 
   app.setErrorHandler(async (error: FastifyError | AppError | Error, req, reply) => {
-    const appError = toAppError(error);
+    const appError = toAppError(error, req);
     if (appError.status >= 500) {
       // Never the message (it may quote data); the name, code and where it happened.
       const stack = (error.stack ?? '').split('\n').slice(1, 8).join('\n');
@@ -118,6 +121,7 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
         message: appError.message,
         requestId: String(req.id),
         ...(appError.issues ? { issues: appError.issues } : {}),
+        ...(appError.details ? { details: appError.details } : {}),
       },
     };
     reply.header('cache-control', 'no-store');
@@ -168,16 +172,19 @@ function isApi(req: FastifyRequest) {
   return req.url === '/api' || req.url.startsWith('/api/') || req.url.startsWith('/api?');
 }
 
-function toAppError(error: FastifyError | AppError | Error): AppError {
+function toAppError(error: FastifyError | AppError | Error, req: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
   const code = (error as FastifyError).code;
   const status = (error as FastifyError).statusCode;
   switch (code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new AppError('payload_too_large', `The request body is larger than ${JSON_BODY_LIMIT / 1024} KB.`);
+      return new AppError('payload_too_large', `The request body is larger than ${Math.round((req.routeOptions.bodyLimit ?? JSON_BODY_LIMIT) / 1024)} KB.`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new AppError('unsupported_media_type', 'Send the request body as application/json.');
+      return new AppError(
+        'unsupported_media_type',
+        req.routeOptions.config?.confidantRoute?.rawBody ? 'Send the chunk as application/octet-stream.' : 'Send the request body as application/json.',
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new AppError('invalid_json', 'The request body is empty.');
     default:

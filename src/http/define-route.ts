@@ -1,9 +1,12 @@
+import type { FastifyReply } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ZodType } from 'zod';
 import type { Permission } from '../access/permissions';
 import type { Principal } from '../access/principal';
 import type { RequestContext } from '../access/request-context';
 import type { Scope } from '../access/scope';
 import type { AuthenticatedSession, IssuedSession } from '../modules/identity/sessions';
+import type { Config } from '../config';
 import type { AppDeps } from './app-deps';
 
 /**
@@ -20,6 +23,8 @@ export interface HandlerContext<B, P, Q> {
   body: B;
   params: P;
   query: Q;
+  /** The request's headers (Range, Content-Type); never logged. */
+  headers: IncomingHttpHeaders;
   principal: Principal;
   session: AuthenticatedSession | null;
   request: RequestContext;
@@ -53,6 +58,18 @@ export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unkn
    */
   run?: 'scoped' | 'flow';
   handler: (ctx: HandlerContext<B, P, Q>) => Promise<R>;
+  /**
+   * The body is raw bytes (`application/octet-stream`, a Buffer), up to this many bytes, instead
+   * of JSON. Used for recording chunks.
+   */
+  rawBody?: { maxBytes: (config: Config) => number };
+  /**
+   * Writes the answer itself (a byte stream) instead of JSON shaped by `response`. Runs after the
+   * transaction has committed, its audit events are durable and the egress check has passed.
+   */
+  send?: (output: R, reply: FastifyReply, ctx: { deps: AppDeps; principal: Principal; request: RequestContext }) => Promise<void>;
+  /** The media type `send` writes, for the API description. */
+  produces?: string;
 }
 
 export type AnyRoute = RouteDefinition<any, any, any, any>;

@@ -31,11 +31,18 @@ export function buildOpenApi(routes: AnyRoute[], config: Config) {
         required: true,
         schema: params!.properties![name],
       })),
-      ...(r.body
-        ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(r.body, 'input') } } } }
-        : {}),
+      ...(r.rawBody
+        ? { requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } } }
+        : r.body
+          ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(r.body, 'input') } } } }
+          : {}),
       responses: {
-        [String(r.status ?? 200)]: { description: 'Success', content: { 'application/json': { schema: schemaOf(r.response, 'output') } } },
+        ...(r.send
+          ? {
+              200: { description: 'The whole resource', content: { [r.produces ?? 'application/octet-stream']: { schema: { type: 'string', format: 'binary' } } } },
+              206: { description: 'The requested byte range (Range: bytes=a-b)', content: { [r.produces ?? 'application/octet-stream']: { schema: { type: 'string', format: 'binary' } } } },
+            }
+          : { [String(r.status ?? 200)]: { description: 'Success', content: { 'application/json': { schema: schemaOf(r.response, 'output') } } } }),
         default: { description: 'Error with a stable code', content: { 'application/json': { schema: schemaOf(ErrorResponse, 'output') } } },
       },
     };

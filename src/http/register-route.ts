@@ -52,6 +52,9 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
     method: route.method,
     url: route.url,
     config: { confidantRoute: route },
+    ...(route.rawBody ? { bodyLimit: route.rawBody.maxBytes(deps.config) } : {}),
+    // A streamed answer (a replay) is audited as served; a HEAD request serves nothing.
+    ...(route.send ? { exposeHeadRoute: false } : {}),
     handler: async (req, reply) => {
       const request = requestContext(req);
       const session = await deps.sessions.authenticate(req.cookies[SESSION_COOKIE], request);
@@ -91,12 +94,20 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
 
       const params = parse(route.params, req.params, 'params');
       const query = parse(route.query, req.query, 'query');
+      // Raw bytes only where the route asked for them, and only there.
+      if (Buffer.isBuffer(req.body) !== !!route.rawBody && req.body !== undefined) {
+        throw new AppError(
+          'unsupported_media_type',
+          route.rawBody ? 'Send the chunk as application/octet-stream.' : 'Send the request body as application/json.',
+        );
+      }
       const body = parse(route.body, req.body, 'body');
 
       const ctx: Omit<HandlerContext<unknown, unknown, unknown>, 'scope'> = {
         body,
         params,
         query,
+        headers: req.headers,
         principal,
         session,
         request,
@@ -121,6 +132,7 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
                 body: ctx.body,
                 params: ctx.params,
                 query: ctx.query,
+                headers: ctx.headers,
                 principal: ctx.principal,
                 session: ctx.session,
                 request: ctx.request,
@@ -154,6 +166,10 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
         throw err;
       }
 
+      if (route.send) {
+        await route.send(output, reply, { deps, principal, request });
+        return reply;
+      }
       const shaped = route.response.parse(output);
       reply.code(route.status ?? 200);
       return shaped;
@@ -162,7 +178,7 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
 }
 
 /** Browsers say where a request came from; a cross-site one is refused even before the token check. */
-function sameOrigin(req: FastifyRequest, publicUrl: string | undefined): boolean {
+export function sameOrigin(req: { headers: FastifyRequest['headers'] }, publicUrl: string | undefined): boolean {
   const site = req.headers['sec-fetch-site'];
   if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return false;
   const origin = req.headers.origin;

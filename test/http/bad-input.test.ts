@@ -47,10 +47,16 @@ const VALID_BODIES: Record<string, unknown> = {
     reason: 'leave',
     note: 'Annual leave',
   },
+  'POST /api/consultations/:consultationId/mode-requests': { mode: 'video' },
+  'POST /api/consultations/:consultationId/mode-requests/:requestId/answer': { accept: true },
+  'POST /api/consultations/:consultationId/consent-requests': { media: 'audio' },
+  'POST /api/consultations/:consultationId/consents': { media: 'audio', decision: 'granted' },
+  'PUT /api/consultations/:consultationId/notes': { body: 'Reviewed; no concerns.' },
 };
 
 const keyOf = (r: AnyRoute) => `${r.method} ${r.url}`;
-const bodyRoutes = allRoutes.filter((r) => r.body);
+const bodyRoutes = allRoutes.filter((r) => r.body && !r.rawBody);
+const rawBodyRoutes = allRoutes.filter((r) => r.rawBody);
 const paramRoutes = allRoutes.filter((r) => r.params);
 
 type JsonSchema = { type?: string; properties?: Record<string, JsonSchema>; maxLength?: number; format?: string; pattern?: string; enum?: unknown[] };
@@ -67,7 +73,8 @@ function wrongValuesFor(field: JsonSchema): unknown[] {
 
 /** Real URL for a route: every path parameter filled with a (syntactically valid) UUID unless given. */
 function urlFor(r: AnyRoute, value?: string): string {
-  return r.url.replace(/:([A-Za-z]+)/g, () => value ?? randomUUID());
+  // Chunk numbers are integers, everything else a UUID.
+  return r.url.replace(/:([A-Za-z]+)/g, (_m, name: string) => value ?? (name === 'seq' ? '0' : randomUUID()));
 }
 
 // Internals that must never reach a caller: stack frames, source paths, SQL, driver and framework names.
@@ -82,7 +89,7 @@ function expectErrorBody(res: Reply, status: number | number[], code?: string | 
   expect(res.headers['content-type'], label).toMatch(/^application\/json/);
   expect(Object.keys(res.body), label).toEqual(['error']);
   const e = res.body.error;
-  for (const k of Object.keys(e)) expect(['code', 'message', 'requestId', 'issues'], label).toContain(k);
+  for (const k of Object.keys(e)) expect(['code', 'message', 'requestId', 'issues', 'details'], label).toContain(k);
   expect(typeof e.code, label).toBe('string');
   expect(typeof e.message, label).toBe('string');
   expect(e.message.length, label).toBeGreaterThan(0);
@@ -235,8 +242,9 @@ describe.each(bodyRoutes.map((r) => [keyOf(r), r] as const))('%s', (_key, route)
     // Free text must be bounded; formatted strings (dates, ids, times) are bounded by their format.
     const freeText = fields.filter(([, f]) => !f.format && !f.pattern && !f.enum);
     for (const [name, f] of freeText) expect(typeof f.maxLength, `${name} has no maxLength`).toBe('number');
-    for (const [name] of fields) {
-      const res = await send(JSON.stringify({ ...valid, [name]: 'Q'.repeat(10 * 1024) }));
+    for (const [name, f] of fields) {
+      // 10 KB, or just over the limit where a field may legitimately be longer (clinical notes).
+      const res = await send(JSON.stringify({ ...valid, [name]: 'Q'.repeat(Math.max(10 * 1024, (f.maxLength ?? 0) + 1)) }));
       expectIssueAt(res, name);
       expect(res.raw.body).not.toContain('QQQQQQQQ');
     }
@@ -271,7 +279,39 @@ describe.each(paramRoutes.map((r) => [keyOf(r), r] as const))('%s path parameter
 
   it('answers a well-formed UUID that names nothing with 404 not_found', async () => {
     // With a valid body where the route takes one, so that the lookup (not validation) answers.
-    expectErrorBody(await callerFor(route).request(route.method, urlFor(route), VALID_BODIES[keyOf(route)]), 404, 'not_found');
+    const body = route.rawBody ? Buffer.from('a chunk') : VALID_BODIES[keyOf(route)];
+    expectErrorBody(await callerFor(route).request(route.method, urlFor(route), body), 404, 'not_found');
+  });
+});
+
+describe.each(rawBodyRoutes.map((r) => [keyOf(r), r] as const))('%s (raw bytes)', (_key, route) => {
+  let before: Record<string, number>;
+  beforeAll(async () => {
+    before = await rowCounts(service);
+  });
+  afterAll(async () => {
+    expect(await rowCounts(service)).toEqual(before);
+  });
+  const send = (payload: string | Buffer, headers: Record<string, string> = {}, url = urlFor(route)) =>
+    callerFor(route).request(route.method, url, payload, headers);
+
+  it('refuses JSON, text and forms with 415 unsupported_media_type', async () => {
+    for (const type of ['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+      expectErrorBody(await send('{"bytes":"AAAA"}', { 'content-type': type }), 415, 'unsupported_media_type');
+    }
+  });
+
+  it('refuses an empty body and one over the configured limit, without reading it all', async () => {
+    expectErrorBody(await send(Buffer.alloc(0)), [400, 404]);
+    const limit = service.config.recordings.maxChunkBytes;
+    expectErrorBody(await send(Buffer.alloc(limit + 1)), 413, 'payload_too_large');
+  });
+
+  it('answers a chunk number that is not a small non-negative integer with 400', async () => {
+    for (const seq of ['-1', '1.5', 'x', '99999999999', '1e3', '0x10', '007']) {
+      const url = route.url.replace(/:([A-Za-z]+)/g, (_m, name: string) => (name === 'seq' ? seq : randomUUID()));
+      expectErrorBody(await send(Buffer.from('bytes'), {}, url), 400, 'validation_failed');
+    }
   });
 });
 

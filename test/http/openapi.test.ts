@@ -100,7 +100,9 @@ describe('GET /api/openapi.json', () => {
       expect(p.schema).toBeTypeOf('object');
     }
 
-    if (r.body) {
+    if (r.rawBody) {
+      expect(Object.keys(op.requestBody?.content ?? {})).toEqual(['application/octet-stream']);
+    } else if (r.body) {
       expect(op.requestBody?.required).toBe(true);
       expect(Object.keys(op.requestBody?.content ?? {})).toEqual(['application/json']);
       expect(op.requestBody!.content!['application/json']!.schema).toMatchObject({ type: 'object', additionalProperties: false });
@@ -108,8 +110,13 @@ describe('GET /api/openapi.json', () => {
       expect(op.requestBody).toBeUndefined();
     }
 
-    const success = op.responses?.[String(r.status ?? 200)];
-    expect(success?.content?.['application/json']?.schema).toBeTypeOf('object');
+    if (r.send) {
+      // A byte stream (a replay): the whole of it, or a range of it.
+      for (const status of ['200', '206']) expect(op.responses?.[status]?.content?.[r.produces!]?.schema).toMatchObject({ format: 'binary' });
+    } else {
+      const success = op.responses?.[String(r.status ?? 200)];
+      expect(success?.content?.['application/json']?.schema).toBeTypeOf('object');
+    }
     const errorSchema = op.responses?.default?.content?.['application/json']?.schema as { properties?: Record<string, unknown> };
     expect(errorSchema?.properties).toHaveProperty('error');
   });

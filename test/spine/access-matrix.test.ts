@@ -44,6 +44,27 @@ const SAMPLE: Record<string, { body?: unknown | ((ctx: Ctx) => unknown); path?: 
     path: (c) => `/api/clinicians/${c.clinicianId}/availability/exceptions/${c.exceptionId}`,
   },
   'GET /api/notifications': {},
+  // Consultations and recordings: refused on the permission, before any lookup (their own/other
+  // mirror tests are in test/consultations/consultation-isolation.test.ts).
+  'POST /api/appointments/:appointmentId/consultation': { path: (c) => `/api/appointments/${c.appointmentId}/consultation` },
+  'GET /api/consultations/:consultationId': {},
+  'GET /api/consultations/:consultationId/signal': {},
+  'GET /api/waiting-room': {},
+  'POST /api/consultations/:consultationId/start': {},
+  'POST /api/consultations/:consultationId/end': {},
+  'POST /api/consultations/:consultationId/mode-requests': { body: { mode: 'video' } },
+  'POST /api/consultations/:consultationId/mode-requests/:requestId/answer': { body: { accept: true } },
+  'POST /api/consultations/:consultationId/consent-requests': { body: { media: 'audio' } },
+  'POST /api/consultations/:consultationId/consents': { body: { media: 'audio', decision: 'granted' } },
+  'GET /api/consultations/:consultationId/notes': {},
+  'PUT /api/consultations/:consultationId/notes': { body: { body: 'Notes' } },
+  'POST /api/consultations/:consultationId/recordings': {},
+  'PUT /api/recordings/:recordingId/chunks/:seq': { body: Buffer.from('a chunk') },
+  'GET /api/recordings/:recordingId/upload': {},
+  'POST /api/recordings/:recordingId/finish': {},
+  'GET /api/replays': {},
+  'GET /api/recordings/:recordingId': {},
+  'GET /api/recordings/:recordingId/media': {},
   'POST /api/notifications/:notificationId/read': { path: (c) => `/api/notifications/${c.notificationId}/read` },
 };
 

@@ -108,6 +108,12 @@ describe('input the database would refuse is refused first, as 4xx', () => {
 describe('production mode', () => {
   it('refuses the embedded database, whose one connection is a superuser', () => {
     expect(() => loadConfig({ CONFIDANT_MODE: 'production' })).toThrow(ConfigError);
-    expect(() => loadConfig({ CONFIDANT_MODE: 'production', DATABASE_URL: 'postgres://app@db/confidant' })).not.toThrow();
+    expect(() =>
+      loadConfig({ CONFIDANT_MODE: 'production', DATABASE_URL: 'postgres://app@db/confidant', RECORDING_MASTER_KEY_FILE: '/etc/confidant/master.key' }),
+    ).not.toThrow();
+  });
+
+  it('refuses production without a recording master key file (no key is ever made up there)', () => {
+    expect(() => loadConfig({ CONFIDANT_MODE: 'production', DATABASE_URL: 'postgres://app@db/confidant' })).toThrow(/RECORDING_MASTER_KEY_FILE/);
   });
 });

@@ -5,7 +5,25 @@ import {
   removeAvailabilityExceptionRoute,
   replaceAvailability,
 } from './availability-routes';
+import { answerModeSwitch } from './answer-mode-switch';
 import { bookAppointment } from './book-appointment';
+import { connectConsultationSignal } from './connect-consultation-signal';
+import { getConsultationNotes, putConsultationNotes } from './consultation-notes-routes';
+import { decideRecordingConsent } from './decide-recording-consent';
+import { endConsultation } from './end-consultation';
+import { finishRecording } from './finish-recording';
+import { getConsultation } from './get-consultation';
+import { getRecordingUpload } from './get-recording-upload';
+import { getReplay } from './get-replay';
+import { getWaitingRoom } from './get-waiting-room';
+import { joinConsultation } from './join-consultation';
+import { listReplays } from './list-replays';
+import { playRecording } from './play-recording';
+import { requestModeSwitch } from './request-mode-switch';
+import { requestRecordingConsent } from './request-recording-consent';
+import { startConsultation } from './start-consultation';
+import { startRecording } from './start-recording';
+import { uploadRecordingChunk } from './upload-recording-chunk';
 import { cancelAppointment } from './cancel-appointment';
 import { getAppointment } from './get-appointment';
 import { getClinicianSchedule } from './get-clinician-schedule';
@@ -64,4 +82,23 @@ export const allRoutes: AnyRoute[] = [
   removeAvailabilityExceptionRoute,
   listNotifications,
   markNotificationRead,
+  joinConsultation,
+  getConsultation,
+  connectConsultationSignal,
+  getWaitingRoom,
+  startConsultation,
+  endConsultation,
+  requestModeSwitch,
+  answerModeSwitch,
+  requestRecordingConsent,
+  decideRecordingConsent,
+  getConsultationNotes,
+  putConsultationNotes,
+  startRecording,
+  uploadRecordingChunk,
+  getRecordingUpload,
+  finishRecording,
+  listReplays,
+  getReplay,
+  playRecording,
 ];

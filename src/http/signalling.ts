@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { hasPermission } from '../access/permissions';
+import type { Principal } from '../access/principal';
+import type { RequestContext } from '../access/request-context';
+import { ClientSignal, SignalClose, type ServerSignal } from '../contracts/consultations';
+import { AppError } from '../errors';
+import { signallingMembership } from '../modules/consultations/consultations';
+import type { Peer } from '../modules/consultations/signalling-hub';
+import { SESSION_COOKIE } from '../modules/identity/session-tokens';
+import type { AppDeps } from './app-deps';
+import { sameOrigin } from './register-route';
+
+const SIGNAL_PATH = /^\/api\/consultations\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/signal\/?$/i;
+const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Messages per peer per window: an offer and a burst of ICE candidates fit easily. */
+const RATE = { messages: 300, windowMs: 10_000 };
+const SESSION_SWEEP_MS = 15_000;
+const PERMISSION = 'consultation.signal' as const;
+
+/**
+ * The consultation's signalling WebSocket. The upgrade is refused with a plain HTTP answer unless
+ * the caller has a session, the permission, comes from our own origin, and is a party of the
+ * consultation (the same checks, audit and 404 as the HTTP route). After that every message is
+ * checked again: the session must still be valid, and the hub relays only to the other party of
+ * this same consultation.
+ */
+export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Promise<void> {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  const hub = deps.consultations.hub;
+  const tokens = new Map<Peer, string>();
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const match = SIGNAL_PATH.exec((req.url ?? '').split('?')[0] ?? '');
+    if (!match) return refuse(socket, 404, 'not_found');
+    const consultationId = match[1]!.toLowerCase();
+    const request: RequestContext = {
+      requestId: randomUUID(),
+      clientIp: clientIp(req, deps),
+      userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : null,
+    };
+    void admit(req, consultationId, request).then(
+      (admitted) => {
+        if (!admitted) return;
+        wss.handleUpgrade(req, socket, head, (ws) => connect(ws, admitted, consultationId, request));
+      },
+      (err: unknown) => {
+        if (err instanceof AppError) return refuse(socket, err.status, err.code);
+        deps.logger.error({ errName: (err as Error).name }, 'signalling upgrade failed');
+        refuse(socket, 500, 'internal');
+      },
+    );
+  };
+
+  async function admit(req: IncomingMessage, consultationId: string, request: RequestContext) {
+    const token = app.parseCookie(req.headers.cookie ?? '')[SESSION_COOKIE];
+    const session = await deps.sessions.authenticate(token, request);
+    const principal: Principal = session?.principal ?? { kind: 'anonymous' };
+    const deny = async (reason: string, error: AppError) => {
+      await deps.scopes.recordDenial(principal, request, { action: PERMISSION, objectType: 'consultation', objectId: consultationId, details: { reason } });
+      throw error;
+    };
+    // A page on another site may not open a socket with our cookies (cross-site WebSocket hijacking).
+    if (!sameOrigin({ headers: req.headers }, deps.config.publicUrl)) await deny('origin', new AppError('csrf_failed', 'Cross-site connection refused.'));
+    if (!session || !token) return deny('unauthenticated', new AppError('unauthenticated', 'Sign in to continue.'));
+    if (!hasPermission(principal, PERMISSION)) return deny('not_permitted', new AppError('not_found', 'Not found'));
+    try {
+      const membership = await deps.scopes.run(principal, request, (scope) => signallingMembership(scope, consultationId), { readOnly: true });
+      return { principal: session.principal, token, ...membership };
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'not_found') return deny('not_found', err);
+      throw err;
+    }
+  }
+
+  function connect(
+    ws: WebSocket,
+    admitted: { principal: Extract<Principal, { accountId: string }>; token: string; role: 'patient' | 'clinician'; patientId: string; clinicianId: string },
+    consultationId: string,
+    request: RequestContext,
+  ) {
+    const peer: Peer = {
+      consultationId,
+      accountId: admitted.principal.accountId,
+      sessionId: admitted.principal.sessionId,
+      role: admitted.role,
+      send: (m: ServerSignal) => {
+        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+      },
+      close: (code, reason) => ws.close(code, reason),
+    };
+    tokens.set(peer, admitted.token);
+    let windowStart = Date.now();
+    let count = 0;
+    let queue = Promise.resolve();
+
+    ws.on('message', (data, isBinary) => {
+      // Handled one after another, so relayed messages keep their order.
+      queue = queue.then(() => onMessage(data as Buffer, isBinary)).catch((err: Error) => {
+        deps.logger.error({ errName: err.name }, 'signalling message failed');
+        ws.close(1011, 'internal error');
+      });
+    });
+
+    async function onMessage(data: Buffer, isBinary: boolean) {
+      const now = Date.now();
+      if (now - windowStart > RATE.windowMs) {
+        windowStart = now;
+        count = 0;
+      }
+      if (++count > RATE.messages) return ws.close(SignalClose.tooMuch, 'too many messages');
+      if (isBinary) return ws.close(SignalClose.badMessage, 'text messages only');
+      let parsed: ClientSignal;
+      try {
+        const r = ClientSignal.safeParse(JSON.parse(data.toString('utf8')));
+        if (!r.success) return ws.close(SignalClose.badMessage, 'message not understood');
+        parsed = r.data;
+      } catch {
+        return ws.close(SignalClose.badMessage, 'message not understood');
+      }
+      // The session is checked on every message (cached for seconds; a revocation clears it at once).
+      const session = await deps.sessions.authenticate(admitted.token, request);
+      if (!session || session.principal.accountId !== peer.accountId || session.principal.sessionId !== peer.sessionId) {
+        return ws.close(SignalClose.unauthenticated, 'session ended');
+      }
+      if (parsed.type === 'ping') return peer.send({ type: 'pong' });
+      const outcome = hub.relay(peer, parsed);
+      if (outcome === 'not_member') return ws.close(SignalClose.notFound, 'not found');
+      if (outcome === 'ended') return ws.close(SignalClose.ended, 'the consultation has ended');
+    }
+
+    ws.on('close', () => {
+      tokens.delete(peer);
+      hub.detach(peer);
+      deps.scopes
+        .run(admitted.principal, request, async (scope) =>
+          scope.audit({ action: 'consultation.disconnect', objectType: 'consultation', objectId: consultationId, patientId: admitted.patientId, details: { as: admitted.role } }),
+        )
+        .catch((err: Error) => deps.logger.error({ errName: err.name }, 'could not audit a disconnect'));
+    });
+    ws.on('error', () => ws.terminate());
+
+    hub.attach(peer, { patientId: admitted.patientId, clinicianId: admitted.clinicianId });
+  }
+
+  // Sessions that end while a socket is quiet (sign-out elsewhere, expiry) close their sockets too.
+  const sweep = setInterval(() => {
+    for (const peer of hub.peers()) {
+      const token = tokens.get(peer);
+      const request: RequestContext = { requestId: randomUUID(), clientIp: null, userAgent: null };
+      void deps.sessions.authenticate(token, request).then(
+        (s) => {
+          if (!s || s.principal.sessionId !== peer.sessionId) peer.close(SignalClose.unauthenticated, 'session ended');
+        },
+        () => undefined,
+      );
+    }
+  }, SESSION_SWEEP_MS);
+  sweep.unref();
+
+  app.server.on('upgrade', onUpgrade);
+  return async () => {
+    clearInterval(sweep);
+    app.server.off('upgrade', onUpgrade);
+    hub.closeAll(SignalClose.shuttingDown, 'server shutting down');
+    for (const ws of wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  };
+}
+
+function refuse(socket: Duplex, status: number, code: string) {
+  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : status === 409 ? 'Conflict' : 'Error';
+  const body = JSON.stringify({ error: { code } });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+function clientIp(req: IncomingMessage, deps: AppDeps): string | null {
+  if (deps.config.trustProxy) {
+    const fwd = req.headers['x-forwarded-for'];
+    const first = typeof fwd === 'string' ? fwd.split(',')[0]?.trim() : undefined;
+    if (first) return first;
+  }
+  return req.socket.remoteAddress ?? null;
+}

@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { ServerSignal } from '../../src/contracts/consultations';
+import type { TestClient, TestService } from '../harness';
+import { dataCounts, latestAuditEvents, newPatient, newStaff } from '../fixtures';
+import { liveConsultation, newGp, startConsultationService, type LiveConsultation } from './support';
+
+/**
+ * The signalling WebSocket: only the consultation's two parties connect, a message goes only to
+ * the other party of the same consultation, and the session is checked on every message.
+ */
+let service: TestService;
+let base: string;
+let c: LiveConsultation;
+
+beforeAll(async () => {
+  service = await startConsultationService();
+  const address = await service.built.app.listen({ port: 0, host: '127.0.0.1' });
+  base = address.replace('http', 'ws');
+  c = await liveConsultation(service);
+});
+afterAll(async () => {
+  await service?.close();
+});
+
+interface Conn {
+  ws: WebSocket;
+  messages: ServerSignal[];
+  next(type: ServerSignal['type'], ms?: number): Promise<ServerSignal>;
+  closed: Promise<{ code: number; reason: string }>;
+}
+
+function open(client: TestClient | null, consultationId: string, headers: Record<string, string> = {}): Promise<Conn | { refused: number }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${base}/api/consultations/${consultationId}/signal`, {
+      headers: { origin: base.replace('ws', 'http'), ...(client?.cookie ? { cookie: client.cookie } : {}), ...headers },
+    });
+    const messages: ServerSignal[] = [];
+    const waiters: { type: string; resolve: (m: ServerSignal) => void }[] = [];
+    ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as ServerSignal;
+      messages.push(m);
+      const i = waiters.findIndex((w) => w.type === m.type);
+      if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
+    });
+    const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: String(reason) })));
+    ws.on('unexpected-response', (_req, res) => resolve({ refused: res.statusCode ?? 0 }));
+    ws.on('error', () => undefined);
+    ws.on('open', () =>
+      resolve({
+        ws,
+        messages,
+        closed,
+        next: (type, ms = 3000) => {
+          const seen = messages.findIndex((m) => m.type === type);
+          if (seen >= 0) return Promise.resolve(messages.splice(seen, 1)[0]!);
+          return new Promise((res, rej) => {
+            const t = setTimeout(() => rej(new Error(`no ${type} message within ${ms} ms`)), ms);
+            waiters.push({ type, resolve: (m) => (clearTimeout(t), messages.splice(messages.indexOf(m), 1), res(m)) });
+          });
+        },
+      }),
+    );
+  });
+}
+
+async function connect(client: TestClient, consultationId: string): Promise<Conn> {
+  const conn = await open(client, consultationId);
+  if ('refused' in conn) throw new Error(`refused with ${conn.refused}`);
+  return conn;
+}
+
+describe('signalling', () => {
+  it('relays offers, answers and ICE candidates between the two parties only', async () => {
+    const gp = await connect(c.gp.client, c.consultationId);
+    expect(await gp.next('welcome')).toMatchObject({ you: 'clinician', presence: { clinician: true, patient: false } });
+    const patient = await connect(c.patient.client, c.consultationId);
+    expect(await patient.next('welcome')).toMatchObject({ you: 'patient', presence: { clinician: true, patient: true } });
+    expect(await gp.next('presence')).toMatchObject({ presence: { patient: true, clinician: true } });
+
+    // A second live consultation of another patient and GP, connected at the same time.
+    const other = await liveConsultation(service);
+    const otherGp = await connect(other.gp.client, other.consultationId);
+    const otherPatient = await connect(other.patient.client, other.consultationId);
+
+    gp.ws.send(JSON.stringify({ type: 'signal', data: { kind: 'offer', sdp: 'v=0 offer-from-gp' } }));
+    expect(await patient.next('signal')).toEqual({ type: 'signal', from: 'clinician', data: { kind: 'offer', sdp: 'v=0 offer-from-gp' } });
+    patient.ws.send(JSON.stringify({ type: 'signal', data: { kind: 'answer', sdp: 'v=0 answer-from-patient' } }));
+    expect(await gp.next('signal')).toMatchObject({ from: 'patient', data: { kind: 'answer' } });
+    patient.ws.send(JSON.stringify({ type: 'signal', data: { kind: 'ice', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 5000 typ host', sdpMid: '0' } } }));
+    expect(await gp.next('signal')).toMatchObject({ data: { kind: 'ice' } });
+    patient.ws.send(JSON.stringify({ type: 'media', audio: false, video: false }));
+    expect(await gp.next('media')).toEqual({ type: 'media', from: 'patient', audio: false, video: false });
+
+    // Nothing crossed to the other consultation, and nothing echoed back to the sender.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(otherGp.messages.filter((m) => m.type === 'signal' || m.type === 'media')).toEqual([]);
+    expect(otherPatient.messages.filter((m) => m.type === 'signal' || m.type === 'media')).toEqual([]);
+    expect(gp.messages.filter((m) => m.type === 'signal' && m.from === 'clinician')).toEqual([]);
+
+    // A state change reaches both sides as "changed".
+    await c.gp.client.post(`/api/consultations/${c.consultationId}/mode-requests`, { mode: 'video' });
+    await patient.next('changed');
+    await gp.next('changed');
+    for (const conn of [gp, patient, otherGp, otherPatient]) conn.ws.close();
+  });
+
+  it('refuses strangers before the upgrade, with the same answers as the HTTP routes, writing only the denial', async () => {
+    const cases: [string, TestClient | null, number][] = [
+      ['another patient', (await newPatient(service)).client, 404],
+      ['another clinician', (await newGp(service)).client, 404],
+      ['the DPO', (await newStaff(service, 'dpo')).client, 404],
+      ['anonymous', null, 401],
+    ];
+    for (const [who, client, status] of cases) {
+      const before = await dataCounts(service);
+      const res = await open(client, c.consultationId);
+      expect(res, who).toEqual({ refused: status });
+      const after = await dataCounts(service);
+      expect({ ...after, audit_events: 0 }).toEqual({ ...before, audit_events: 0 });
+      expect(after.audit_events - before.audit_events, who).toBe(1);
+      const [event] = await latestAuditEvents(service, 1);
+      expect(event).toMatchObject({ action: 'consultation.signal', outcome: 'denied' });
+    }
+    // A forged consultation id: the same 404.
+    expect(await open(c.patient.client, randomUUID())).toEqual({ refused: 404 });
+    // A page on another site cannot open the socket with the patient's cookie.
+    expect(await open(c.patient.client, c.consultationId, { origin: 'https://evil.example' })).toEqual({ refused: 403 });
+  });
+
+  it('closes a socket whose session has been signed out, and refuses malformed messages', async () => {
+    const patient = await newPatient(service);
+    const own = await liveConsultation(service, { patient });
+    const conn = await connect(patient.client, own.consultationId);
+    await conn.next('welcome');
+    conn.ws.send(JSON.stringify({ type: 'ping' }));
+    await conn.next('pong');
+    await patient.client.post('/api/auth/sign-out');
+    conn.ws.send(JSON.stringify({ type: 'ping' }));
+    expect((await conn.closed).code).toBe(4401);
+
+    const gp = await connect(own.gp.client, own.consultationId);
+    await gp.next('welcome');
+    gp.ws.send(JSON.stringify({ type: 'signal', data: { kind: 'offer', sdp: 'x', to: 'someone-else' } }));
+    expect((await gp.closed).code).toBe(4400);
+  });
+
+  it('closes both sides when the consultation ends, and refuses to reconnect', async () => {
+    const own = await liveConsultation(service);
+    const patient = await connect(own.patient.client, own.consultationId);
+    await own.gp.client.post(`/api/consultations/${own.consultationId}/end`);
+    expect((await patient.closed).code).toBe(4409);
+    expect(await open(own.patient.client, own.consultationId)).toEqual({ refused: 409 });
+  });
+});
