@@ -35,7 +35,7 @@ const EnvSchema = z.object({
   BOOKING_HORIZON_DAYS: z.coerce.number().int().min(1).max(90).default(14),
   RECORDING_MASTER_KEY_FILE: z.string().min(1).optional(),
   RECORDING_MAX_CHUNK_KB: z.coerce.number().int().min(16).max(64 * 1024).default(8 * 1024),
-  RECORDING_MAX_MB: z.coerce.number().int().min(1).max(16 * 1024).default(1024),
+  RECORDING_MAX_MB: z.coerce.number().int().min(1).max(16 * 1024).default(512),
   CONSULTATION_JOIN_EARLY_MINUTES: z.coerce.number().int().min(0).max(24 * 60).default(10),
   CONSULTATION_JOIN_LATE_MINUTES: z.coerce.number().int().min(0).max(24 * 60).default(60),
   ICE_STUN_URLS: z.string().optional(),
