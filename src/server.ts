@@ -66,6 +66,7 @@ export async function createService(
   // Recordings are sealed under this key; production must be given one (config refuses otherwise).
   const masterKey = rec.createMasterKeyIfMissing ? await ensureMasterKeyFile(rec.masterKeyFile) : await readMasterKeyFile(rec.masterKeyFile);
   const finaliser = new RecordingFinaliser(scopes, logger);
+  const hub = new SignallingHub();
   const recordings: RecordingDeps = {
     blobs: createLocalBlobStore(rec.blobDir),
     masterKey,
@@ -77,6 +78,7 @@ export async function createService(
       finaliseRetryMs: 10 * 60_000,
     },
     finaliser,
+    changed: (consultationId) => hub.changed(consultationId),
   };
   finaliser.bind(recordings);
   const ice = config.consultations.ice;
@@ -88,7 +90,7 @@ export async function createService(
     sessions,
     identity: { scopes, sessions, issuer: config.clinicName, registrationsPerAddress: config.registrationsPerAddress },
     consultations: {
-      hub: new SignallingHub(),
+      hub,
       iceServersFor: (accountId) => iceServersFor(iceSettings, accountId),
       joinWindow: { earlyMs: config.consultations.joinEarlyMs, lateMs: config.consultations.joinLateMs },
     },

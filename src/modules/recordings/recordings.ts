@@ -28,6 +28,8 @@ export interface RecordingDeps {
   limits: RecordingLimits;
   /** Finalises recordings in the background (one at a time per recording). */
   finaliser: { schedule(recordingId: string): void; idle(): Promise<void> };
+  /** Tells both sides of a consultation that its recording changed (the "● Recording" badge). */
+  changed(consultationId: string): void;
 }
 
 export interface RecordingUploadView {
@@ -126,6 +128,7 @@ export async function startRecording(scope: Scope, deps: RecordingDeps, consulta
     .returning(['id', 'patient_id', 'status', 'next_seq', 'received_bytes'])
     .executeTakeFirstOrThrow();
   dataKey.fill(0);
+  scope.afterCommit(() => deps.changed(consultationId));
   scope.audit({ action: 'recording.create', objectType: 'recording', objectId: id, patientId: row.patient_id, details: { consultationId } });
   return uploadView(row, deps);
 }
@@ -209,9 +212,10 @@ export async function claimForFinalising(scope: Scope, deps: RecordingDeps, reco
     .set({ status: 'finalising', finalising_since: sql<Date>`now()` })
     .where('id', '=', recordingId)
     .where('status', '=', 'recording')
-    .returning(['patient_id'])
+    .returning(['patient_id', 'consultation_id'])
     .executeTakeFirst();
   if (!claimed) return false;
+  scope.afterCommit(() => deps.changed(claimed.consultation_id));
   scope.audit({ action: 'recording.stop', objectType: 'recording', objectId: recordingId, patientId: claimed.patient_id, details: { why } });
   scope.afterCommit(() => deps.finaliser.schedule(recordingId));
   return true;
@@ -278,11 +282,12 @@ export async function finaliseRecording(scopes: Scopes, deps: RecordingDeps, rec
   }
 
   const result = outcome;
-  await scopes.system('finalise recording', SYSTEM_REQUEST, (scope) =>
-    markFinalised(scope, { id: recordingId, consultationId: rec.consultation_id, patientId: rec.patient_id, startedAt: rec.started_at }, result, {
+  await scopes.system('finalise recording', SYSTEM_REQUEST, async (scope) => {
+    scope.afterCommit(() => deps.changed(rec.consultation_id));
+    await markFinalised(scope, { id: recordingId, consultationId: rec.consultation_id, patientId: rec.patient_id, startedAt: rec.started_at }, result, {
       chunks: rec.chunks.length,
-    }),
-  );
+    });
+  });
   await deps.blobs.deletePrefix(stagingPrefix(recordingId));
   return result.ok ? 'ready' : 'failed';
 }
