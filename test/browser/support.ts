@@ -56,7 +56,7 @@ export interface RunningService {
 }
 
 /** Starts `confidant serve` with the demo clinic on a fresh data directory and waits for /api/health. */
-export async function startService(opts: { readyTimeoutMs?: number } = {}): Promise<RunningService> {
+export async function startService(opts: { readyTimeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunningService> {
   const t0 = Date.now();
   const port = await freePort();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'confidant-browser-data-'));
@@ -71,6 +71,7 @@ export async function startService(opts: { readyTimeoutMs?: number } = {}): Prom
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
     CONFIDANT_DEMO: '1',
+    ...opts.env,
   });
   const child = spawn(process.execPath, ['bin/confidant.mjs', 'serve'], {
     cwd: ROOT,
@@ -156,7 +157,7 @@ export async function stopAndCheck(service: RunningService | undefined): Promise
 // ---------------------------------------------------------------------------------------------
 // The browser
 
-export function launchBrowser(): Promise<Browser> {
+export function launchBrowser(opts: { extraArgs?: string[] } = {}): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -171,6 +172,7 @@ export function launchBrowser(): Promise<Browser> {
       '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
       '--allow-loopback-in-peer-connection',
+      ...(opts.extraArgs ?? []),
     ],
   });
 }

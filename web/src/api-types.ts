@@ -240,3 +240,117 @@ export interface AvailabilityExceptionInput {
   reason: ExceptionReason;
   note?: string;
 }
+
+// Consultations (the call) and their recordings
+
+export type ConsultationStatus = 'waiting' | 'live' | 'ended';
+export type ConsentState = 'none' | 'requested' | 'granted' | 'declined' | 'withdrawn';
+export type RecordingStatus = 'recording' | 'finalising' | 'ready' | 'failed';
+export type Party = 'patient' | 'clinician';
+
+export interface Presence {
+  patient: boolean;
+  clinician: boolean;
+}
+
+export interface Consultation {
+  id: string;
+  appointmentId: string;
+  /** Which side of the call the caller is. */
+  you: Party;
+  clinician: { id: string; displayName: string };
+  patient: { displayName: string };
+  startsAt: string;
+  endsAt: string;
+  bookedMode: ConsultationMode;
+  mode: ConsultationMode;
+  status: ConsultationStatus;
+  startedAt: string | null;
+  endedAt: string | null;
+  pendingModeRequest: { id: string; toMode: ConsultationMode; requestedBy: Party; createdAt: string } | null;
+  consent: { audio: ConsentState; video: ConsentState };
+  recording: { id: string; status: RecordingStatus; startedAt: string; videoConsented: boolean } | null;
+  presence: Presence;
+  rtc: { iceServers: { urls: string[]; username?: string; credential?: string }[] };
+}
+
+export interface WaitingRoomEntry {
+  id: string;
+  appointmentId: string;
+  patient: { displayName: string };
+  startsAt: string;
+  mode: ConsultationMode;
+  status: ConsultationStatus;
+  patientPresent: boolean;
+  patientJoinedAt: string | null;
+}
+
+export interface WaitingRoom {
+  consultations: WaitingRoomEntry[];
+}
+
+export type ConsentDecision = 'granted' | 'declined' | 'withdrawn';
+
+export interface RecordingUpload {
+  id: string;
+  status: RecordingStatus;
+  /** The next chunk the server expects; chunks are numbered from 0. */
+  nextSeq: number;
+  receivedBytes: number;
+  maxChunkBytes: number;
+}
+
+export interface Replay {
+  id: string;
+  consultationId: string;
+  consultationStartedAt: string | null;
+  recordedAt: string;
+  clinician: { id: string; displayName: string };
+  patient: { displayName: string };
+  /** Video if the patient agreed to video being recorded, else audio. */
+  mode: ConsultationMode;
+  durationMs: number;
+  sizeBytes: number;
+  mediaType: string;
+}
+
+export interface ConsultationNotes {
+  consultationId: string;
+  body: string;
+  updatedAt: string | null;
+}
+
+type SignalData =
+  | { kind: 'offer' | 'answer'; sdp: string }
+  | {
+      kind: 'ice';
+      candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null; usernameFragment?: string | null } | null;
+    }
+  | { kind: 'restart' };
+
+/** What the browser sends over the consultation's WebSocket. */
+export type ClientSignal =
+  | { type: 'signal'; data: SignalData }
+  | { type: 'media'; audio: boolean; video: boolean }
+  | { type: 'ping' };
+
+/** What the server sends; `changed` means: fetch the consultation again. */
+export type ServerSignal =
+  | { type: 'welcome'; you: Party; presence: Presence }
+  | { type: 'presence'; presence: Presence }
+  | { type: 'signal'; from: Party; data: SignalData }
+  | { type: 'media'; from: Party; audio: boolean; video: boolean }
+  | { type: 'changed' }
+  | { type: 'pong' }
+  | { type: 'error'; code: string; message: string };
+
+/** WebSocket close codes the server uses (4000–4999 are the application's). */
+export const SignalClose = {
+  unauthenticated: 4401,
+  notFound: 4404,
+  ended: 4409,
+  badMessage: 4400,
+  tooMuch: 4429,
+  replaced: 4000,
+  shuttingDown: 1001,
+} as const;

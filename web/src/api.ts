@@ -11,16 +11,23 @@ import type {
   BookAppointmentInput,
   Clinician,
   ClinicianSchedule,
+  ConsentDecision,
+  Consultation,
+  ConsultationMode,
+  ConsultationNotes,
   DeviceSession,
   MfaEnrolled,
   MfaEnrolment,
   PatientProfile,
+  RecordingUpload,
   RegisterPatientInput,
+  Replay,
   RescheduleInput,
   SessionInfo,
   SlotList,
   StaffMember,
   StageResult,
+  WaitingRoom,
   WeeklyRule,
 } from './api-types';
 
@@ -30,14 +37,24 @@ export class ApiError extends Error {
   readonly code: string;
   readonly issues: ApiIssue[];
   readonly requestId: string | undefined;
+  /** Machine-readable facts about the error, e.g. the next chunk a recording expects. */
+  readonly details: Record<string, string | number>;
 
-  constructor(status: number, code: string, message: string, issues: ApiIssue[] = [], requestId?: string) {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    issues: ApiIssue[] = [],
+    requestId?: string,
+    details: Record<string, string | number> = {},
+  ) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.issues = issues;
     this.requestId = requestId;
+    this.details = details;
   }
 }
 
@@ -74,16 +91,33 @@ function toApiError(status: number, body: unknown): ApiError {
       )
     : [];
   const requestId = typeof error.requestId === 'string' ? error.requestId : undefined;
-  return new ApiError(status, error.code, error.message, issues, requestId);
+  const details: Record<string, string | number> = {};
+  if (isRecord(error.details)) {
+    for (const [k, v] of Object.entries(error.details)) if (typeof v === 'string' || typeof v === 'number') details[k] = v;
+  }
+  return new ApiError(status, error.code, error.message, issues, requestId, details);
 }
 
-async function request<T>(method: Method, path: string, body?: object): Promise<T> {
+/** A request body: JSON, or raw bytes (a recording chunk) sent as application/octet-stream. */
+type Body = object | { raw: Blob };
+
+function isRaw(body: Body | undefined): body is { raw: Blob } {
+  return isRecord(body) && body.raw instanceof Blob;
+}
+
+async function request<T>(method: Method, path: string, body?: Body, opts: { signal?: AbortSignal } = {}): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
   const init: RequestInit = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+  if (opts.signal) init.signal = opts.signal;
   if (method !== 'GET') {
-    headers['content-type'] = 'application/json';
     headers['x-csrf-token'] = csrfToken ?? 'none';
-    init.body = JSON.stringify(body ?? {});
+    if (isRaw(body)) {
+      headers['content-type'] = 'application/octet-stream';
+      init.body = body.raw;
+    } else {
+      headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body ?? {});
+    }
   }
 
   let response: Response;
@@ -199,6 +233,64 @@ export const addAvailabilityException = (clinicianId: string, input: Availabilit
 
 export const removeAvailabilityException = (clinicianId: string, exceptionId: string) =>
   request<Availability>('DELETE', `/api/clinicians/${id(clinicianId)}/availability/exceptions/${id(exceptionId)}`, {});
+
+// Consultations: the call, its recording and its notes
+
+/** The patient enters the waiting room of their appointment; the clinician opens the call. */
+export const joinConsultation = (appointmentId: string) =>
+  request<Consultation>('POST', `/api/appointments/${id(appointmentId)}/consultation`, {});
+
+export const getConsultation = (consultationId: string) => request<Consultation>('GET', `/api/consultations/${id(consultationId)}`);
+
+export const getWaitingRoom = () => request<WaitingRoom>('GET', '/api/waiting-room');
+
+export const startConsultation = (consultationId: string) =>
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/start`, {});
+
+export const endConsultation = (consultationId: string) =>
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/end`, {});
+
+/** To video: the other side is asked. To audio: at once. */
+export const requestModeSwitch = (consultationId: string, mode: ConsultationMode) =>
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/mode-requests`, { mode });
+
+export const answerModeSwitch = (consultationId: string, requestId: string, accept: boolean) =>
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/mode-requests/${id(requestId)}/answer`, { accept });
+
+export const requestRecordingConsent = (consultationId: string, media: ConsultationMode) =>
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consent-requests`, { media });
+
+export const decideRecordingConsent = (consultationId: string, media: ConsultationMode, decision: ConsentDecision) =>
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consents`, { media, decision });
+
+export const getConsultationNotes = (consultationId: string) =>
+  request<ConsultationNotes>('GET', `/api/consultations/${id(consultationId)}/notes`);
+
+export const saveConsultationNotes = (consultationId: string, body: string) =>
+  request<ConsultationNotes>('PUT', `/api/consultations/${id(consultationId)}/notes`, { body });
+
+export const startRecording = (consultationId: string) =>
+  request<RecordingUpload>('POST', `/api/consultations/${id(consultationId)}/recordings`, {});
+
+export const uploadRecordingChunk = (recordingId: string, seq: number, chunk: Blob, signal?: AbortSignal) =>
+  request<RecordingUpload>('PUT', `/api/recordings/${id(recordingId)}/chunks/${seq}`, { raw: chunk }, signal ? { signal } : {});
+
+export const getRecordingUpload = (recordingId: string) =>
+  request<RecordingUpload>('GET', `/api/recordings/${id(recordingId)}/upload`);
+
+export const finishRecording = (recordingId: string) =>
+  request<RecordingUpload>('POST', `/api/recordings/${id(recordingId)}/finish`, {});
+
+export const listReplays = () => request<{ replays: Replay[] }>('GET', '/api/replays');
+
+export const getReplay = (recordingId: string) => request<Replay>('GET', `/api/recordings/${id(recordingId)}`);
+
+/** Where the replay's media is played from; the session cookie authenticates it. */
+export const replayMediaUrl = (recordingId: string) => `/api/recordings/${id(recordingId)}/media`;
+
+/** The consultation's signalling WebSocket address. */
+export const consultationSignalUrl = (consultationId: string) =>
+  `${window.location.origin.replace(/^http/, 'ws')}/api/consultations/${id(consultationId)}/signal`;
 
 /** What to tell the user about any error thrown by a call above (or by a bug). */
 export function errorMessage(error: unknown): string {

@@ -7,17 +7,25 @@ import { AdminClinicianAvailabilityPage } from './pages/admin-clinician-availabi
 import { AdminHomePage } from './pages/admin-home';
 import { ClinicianAvailabilityPage } from './pages/clinician-availability';
 import { ClinicianHomePage } from './pages/clinician-home';
+import { ClinicianReplaysPage } from './pages/clinician-replays';
+import { ConsultationCallPage } from './pages/consultation-call';
 import { DpoHomePage } from './pages/dpo-home';
 import { NotFoundPage } from './pages/not-found';
 import { PatientAppointmentsPage } from './pages/patient-appointments';
 import { PatientBookPage } from './pages/patient-book';
 import { PatientHomePage } from './pages/patient-home';
 import { PatientProfilePage } from './pages/patient-profile';
+import { PatientReplaysPage } from './pages/patient-replays';
 import { RegisterPage } from './pages/register';
+import { ReplayPlayerPage } from './pages/replay-player';
 import { SignInPage } from './pages/sign-in';
 import { SignInEnrolPage } from './pages/sign-in-enrol';
 import { SignInMfaPage } from './pages/sign-in-mfa';
+import type { Account } from './api-types';
 import { homePathFor, useSession } from './session';
+
+/** The two sides of a consultation: its patient and its clinician. */
+const isParty = (account: Account) => isPatient(account) || isClinician(account);
 
 /** `/` sends everyone to where they belong: sign-in, the next sign-in step, or their home page. */
 function HomeRedirect() {
@@ -78,6 +86,38 @@ export function App() {
           element={
             <RequireAccount allow={isPatient}>
               <PatientAppointmentsPage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="patient/replays"
+          element={
+            <RequireAccount allow={isPatient}>
+              <PatientReplaysPage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="consultations/:consultationId"
+          element={
+            <RequireAccount allow={isParty}>
+              <ConsultationCallPage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="replays/:recordingId"
+          element={
+            <RequireAccount allow={isParty}>
+              <ReplayPlayerPage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="clinician/replays"
+          element={
+            <RequireAccount allow={isClinician}>
+              <ClinicianReplaysPage />
             </RequireAccount>
           }
         />

@@ -1,7 +1,15 @@
 import { useEffect, useId, useState } from 'react';
-import { Link, useSearchParams } from 'react-router';
-import { cancelAppointment, errorMessage, getClinicianSchedule, recordAppointmentOutcome } from '../api';
-import type { Appointment, ClinicianSchedule, ScheduledConsultation } from '../api-types';
+import { Link, useNavigate, useSearchParams } from 'react-router';
+import {
+  cancelAppointment,
+  errorMessage,
+  getClinicianSchedule,
+  getWaitingRoom,
+  joinConsultation,
+  recordAppointmentOutcome,
+  startConsultation,
+} from '../api';
+import type { Appointment, ClinicianSchedule, ScheduledConsultation, WaitingRoomEntry } from '../api-types';
 import { StatusTag, statusLabel } from '../components/appointment-status';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { LoadedContent, Loading } from '../components/loading';
@@ -14,6 +22,108 @@ import { useApi } from '../use-api';
 import { useClock } from '../use-clock';
 
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
+const WAITING_ROOM_POLL_MS = 5_000;
+/** A consultation can be opened this long before it starts (the server has the last word). */
+const OPEN_EARLY_MS = 10 * 60_000;
+
+function WaitingRoomRow({ entry, onError }: { entry: WaitingRoomEntry; onError: (message: string) => void }) {
+  const navigate = useNavigate();
+  const rowId = useId();
+  const [busy, setBusy] = useState(false);
+
+  async function start() {
+    setBusy(true);
+    try {
+      const c = entry.status === 'waiting' ? await startConsultation(entry.id) : null;
+      navigate(`/consultations/${c?.id ?? entry.id}`);
+    } catch (e) {
+      onError(errorMessage(e));
+      setBusy(false);
+    }
+  }
+
+  return (
+    <tr>
+      <th scope="row" className="nowrap" id={`${rowId}-time`}>
+        <time dateTime={entry.startsAt}>{formatTimeOfDay(entry.startsAt)}</time>
+      </th>
+      <td id={`${rowId}-patient`}>{entry.patient.displayName}</td>
+      <td className="nowrap">{modeLabel(entry.mode)}</td>
+      <td>
+        {entry.patientPresent ? (
+          <span className="tag tag--green">
+            {entry.status === 'live' ? 'In the call' : 'Waiting'}
+            {entry.patientJoinedAt && entry.status === 'waiting' ? ` since ${formatTimeOfDay(entry.patientJoinedAt)}` : ''}
+          </span>
+        ) : (
+          <span className="tag tag--grey">Not connected</span>
+        )}
+        {entry.status === 'live' ? <span className="tag tag--blue waiting-room__live">Started</span> : null}
+      </td>
+      <td>
+        <button
+          type="button"
+          className="button button--small"
+          disabled={busy}
+          aria-describedby={`${rowId}-patient ${rowId}-time`}
+          onClick={() => void start()}
+        >
+          {entry.status === 'waiting' ? 'Start consultation' : 'Return to the call'}
+        </button>
+      </td>
+    </tr>
+  );
+}
+
+/** Today's consultations that someone has joined and that are not over, refreshed every few seconds. */
+function WaitingRoom() {
+  const { result, reload } = useApi(getWaitingRoom);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    const timer = setInterval(reload, WAITING_ROOM_POLL_MS);
+    return () => clearInterval(timer);
+  }, [reload]);
+
+  return (
+    <section aria-labelledby="waiting-room-heading">
+      <h2 id="waiting-room-heading">Waiting room</h2>
+      {error ? (
+        <p className="field__error" role="alert">
+          {error}
+        </p>
+      ) : null}
+      <LoadedContent result={result} what="the waiting room" onRetry={reload}>
+        {({ consultations }) =>
+          consultations.length === 0 ? (
+            <p className="empty-state card">Nobody is waiting. Patients appear here when they join their consultation.</p>
+          ) : (
+            <div className="table-scroll" role="region" aria-label="Waiting room" tabIndex={0}>
+              <table className="table waiting-room">
+                <caption className="visually-hidden">Waiting room</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Time</th>
+                    <th scope="col">Patient</th>
+                    <th scope="col">Type</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Action</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {consultations.map((entry) => (
+                    <WaitingRoomRow key={entry.id} entry={entry} onError={setError} />
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </LoadedContent>
+    </section>
+  );
+}
 
 function ConsultationRow({
   consultation: c,
@@ -28,9 +138,23 @@ function ConsultationRow({
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
+  const navigate = useNavigate();
   const started = new Date(c.startsAt).getTime() <= now;
+  const openable = new Date(c.startsAt).getTime() - OPEN_EARLY_MS <= now;
   const status = statusLabel(c, 'clinician', { now });
   const who = `${c.patientName} at ${formatTimeOfDay(c.startsAt)}`;
+
+  async function open() {
+    setBusy(true);
+    setError(null);
+    try {
+      const consultation = await joinConsultation(c.id);
+      navigate(`/consultations/${consultation.id}`);
+    } catch (e) {
+      setError(errorMessage(e));
+      setBusy(false);
+    }
+  }
 
   async function run(action: () => Promise<Appointment>, message: string) {
     setBusy(true);
@@ -61,6 +185,17 @@ function ConsultationRow({
       <td>
         {c.status === 'booked' ? (
           <div className="table-actions">
+            {openable ? (
+              <button
+                type="button"
+                className="button button--small"
+                disabled={busy}
+                aria-describedby={`${rowId}-patient ${rowId}-time`}
+                onClick={() => void open()}
+              >
+                Open consultation
+              </button>
+            ) : null}
             {started ? (
               <>
                 <button
@@ -273,10 +408,16 @@ export function ClinicianHomePage() {
   return (
     <div className="wide">
       <h1>Today's consultations</h1>
+      <WaitingRoom />
       <Schedule />
-      <p>
-        <Link to="/clinician/availability">Set your weekly hours and leave</Link>
-      </p>
+      <ul className="link-list after-form">
+        <li>
+          <Link to="/clinician/availability">Set your weekly hours and leave</Link>
+        </li>
+        <li>
+          <Link to="/clinician/replays">Recorded consultations</Link>
+        </li>
+      </ul>
       <section aria-labelledby="colleagues-heading">
         <h2 id="colleagues-heading">Colleagues</h2>
         <StaffList caption="Colleagues" selfId={session.account.id} />

@@ -1,19 +1,65 @@
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
 import { Link, useLocation, useNavigate } from 'react-router';
-import { ApiError, cancelAppointment, errorMessage, listFreeSlots, listMyAppointments, rescheduleAppointment } from '../api';
+import {
+  ApiError,
+  cancelAppointment,
+  errorMessage,
+  joinConsultation,
+  listFreeSlots,
+  listMyAppointments,
+  rescheduleAppointment,
+} from '../api';
 import type { Appointment, Slot } from '../api-types';
 import { StatusTag, statusLabel } from '../components/appointment-status';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { LoadedContent } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { SlotPicker, groupSlotsByDay, slotKey } from '../components/slot-picker';
-import { formatWhen, modeLabel } from '../format';
+import { formatTimeOfDay, formatWhen, modeLabel } from '../format';
 import { useApi } from '../use-api';
 import { useClock } from '../use-clock';
 import { SLOT_GONE, SLOT_LIMIT, zoneHint } from './patient-book';
 
 type Notice = { tone: 'success' | 'info'; text: string };
+
+/** The waiting room opens this long before the appointment (the server has the last word). */
+const JOIN_EARLY_MS = 10 * 60_000;
+
+/** Joins the appointment's consultation and opens the call page; explains when it is not open. */
+function JoinConsultation({ appointment, describedBy }: { appointment: Appointment; describedBy: string }) {
+  const navigate = useNavigate();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  async function join() {
+    setBusy(true);
+    setError(null);
+    try {
+      const consultation = await joinConsultation(appointment.id);
+      navigate(`/consultations/${consultation.id}`);
+    } catch (e) {
+      const opensAt = e instanceof ApiError ? e.details.opensAt : undefined;
+      setError(
+        typeof opensAt === 'string' ? `${errorMessage(e)} It opens at ${formatTimeOfDay(opensAt)}.` : errorMessage(e),
+      );
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div className="join">
+      <button type="button" className="button" aria-describedby={describedBy} disabled={busy} onClick={() => void join()}>
+        Join consultation
+      </button>
+      {error ? (
+        <p className="field__error" role="alert">
+          {error}
+        </p>
+      ) : null}
+    </div>
+  );
+}
 
 function bookedNotice(state: unknown): Notice | null {
   if (typeof state !== 'object' || state === null || !('booked' in state)) return null;
@@ -157,6 +203,7 @@ function UpcomingItem({
   const rescheduleButton = useRef<HTMLButtonElement>(null);
   const now = useClock();
   const changeable = appointment.status === 'booked' && new Date(appointment.startsAt).getTime() > now;
+  const joinable = appointment.status === 'booked' && now >= new Date(appointment.startsAt).getTime() - JOIN_EARLY_MS;
   const status = statusLabel(appointment, 'patient', { now });
 
   async function cancel() {
@@ -186,6 +233,7 @@ function UpcomingItem({
           </dd>
         </div>
       </dl>
+      {joinable ? <JoinConsultation appointment={appointment} describedBy={headingId} /> : null}
       {changeable ? (
         <div className="button-row">
           <button

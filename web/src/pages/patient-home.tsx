@@ -129,7 +129,12 @@ export function PatientHomePage() {
             <Notifications />
             <section className="card" aria-labelledby="replays-heading">
               <h2 id="replays-heading">Consultation replays</h2>
-              <p className="empty-state">Recordings of your consultations will appear here.</p>
+              <p>Listen to or watch consultations you agreed to have recorded, and read your GP's notes.</p>
+              <ul className="link-list">
+                <li>
+                  <Link to="/patient/replays">Consultation replays</Link>
+                </li>
+              </ul>
             </section>
             <section className="card" aria-labelledby="account-heading">
               <h2 id="account-heading">Your account</h2>

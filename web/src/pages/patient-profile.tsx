@@ -133,6 +133,13 @@ export function PatientProfilePage() {
           </>
         )}
       </LoadedContent>
+      <section className="panel" aria-labelledby="replays-heading">
+        <h2 id="replays-heading">Consultation replays</h2>
+        <p>Recordings of your consultations, if you agreed to them being recorded, with your GP's notes.</p>
+        <p>
+          <Link to="/patient/replays">Consultation replays</Link>
+        </p>
+      </section>
       <p className="after-form">
         <Link to="/account/security">Change your password or security settings</Link>
       </p>

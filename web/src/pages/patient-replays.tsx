@@ -1,0 +1,87 @@
+import { Link } from 'react-router';
+import { listReplays } from '../api';
+import type { Replay } from '../api-types';
+import { LoadedContent } from '../components/loading';
+import { LocalTime } from '../components/local-time';
+import { usePageTitle } from '../components/page-title';
+import { formatDateTime } from '../format';
+import { useApi } from '../use-api';
+
+/** "4:05", or "1:02:09" for an hour or more. */
+export function formatDuration(ms: number): string {
+  const total = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+/** When the consultation took place: its start, or the recording's if it has none. */
+export const replayWhen = (r: Replay) => r.consultationStartedAt ?? r.recordedAt;
+
+/** The replays table, for patients (by clinician) and clinicians (by patient). */
+export function ReplayTable({ replays, caption, who }: { replays: Replay[]; caption: string; who: 'clinician' | 'patient' }) {
+  return (
+    <div className="table-scroll" role="region" aria-label={caption} tabIndex={0}>
+      <table className="table replays">
+        <caption className="visually-hidden">{caption}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Date</th>
+            <th scope="col">{who === 'clinician' ? 'GP' : 'Patient'}</th>
+            <th scope="col">Recorded</th>
+            <th scope="col" className="numeric">
+              Duration
+            </th>
+            <th scope="col">
+              <span className="visually-hidden">Play</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {replays.map((r) => (
+            <tr key={r.id} data-consultation-id={r.consultationId}>
+              <th scope="row">
+                <LocalTime iso={replayWhen(r)} />
+              </th>
+              <td>{who === 'clinician' ? r.clinician.displayName : r.patient.displayName}</td>
+              <td>{r.mode === 'video' ? 'Sound and video' : 'Sound only'}</td>
+              <td className="numeric">{formatDuration(r.durationMs)}</td>
+              <td>
+                <Link to={`/replays/${r.id}`} aria-label={`Play the consultation of ${formatDateTime(replayWhen(r))}`}>
+                  Play
+                </Link>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function PatientReplaysPage() {
+  usePageTitle('Consultation replays');
+  const { result, reload } = useApi(listReplays);
+  return (
+    <>
+      <h1>Consultation replays</h1>
+      <p>Consultations you agreed to have recorded. Only you and your GP can play them.</p>
+      <LoadedContent result={result} what="your replays" onRetry={reload}>
+        {({ replays }) =>
+          replays.length === 0 ? (
+            <p className="empty-state">You have no recorded consultations.</p>
+          ) : (
+            <ReplayTable replays={replays} caption="Your recorded consultations" who="clinician" />
+          )
+        }
+      </LoadedContent>
+      <p className="muted">A recording appears here a few moments after the consultation ends.</p>
+      <p>
+        <button type="button" className="link-button" onClick={reload}>
+          Refresh the list
+        </button>
+      </p>
+    </>
+  );
+}

@@ -1,0 +1,81 @@
+import { Link, useParams } from 'react-router';
+import { getConsultationNotes, getReplay, replayMediaUrl } from '../api';
+import type { ConsultationNotes, Replay } from '../api-types';
+import { LoadedContent } from '../components/loading';
+import { LocalTime } from '../components/local-time';
+import { usePageTitle } from '../components/page-title';
+import { useSignedIn } from '../session';
+import { useApi } from '../use-api';
+import { formatDuration, replayWhen } from './patient-replays';
+
+function Notes({ notes }: { notes: ConsultationNotes }) {
+  if (!notes.body.trim()) return <p className="empty-state">No notes were written for this consultation.</p>;
+  return (
+    <>
+      <p className="replay__notes break">{notes.body}</p>
+      {notes.updatedAt ? (
+        <p className="muted">
+          Last updated <LocalTime iso={notes.updatedAt} />
+        </p>
+      ) : null}
+    </>
+  );
+}
+
+function Player({ replay, clinician }: { replay: Replay; clinician: boolean }) {
+  const notes = useApi(() => getConsultationNotes(replay.consultationId), [replay.consultationId]);
+  return (
+    <>
+      <h1>Consultation of <LocalTime iso={replayWhen(replay)} /></h1>
+      <video className="replay__video" controls preload="metadata" src={replayMediaUrl(replay.id)} aria-label="Consultation recording">
+        Your browser cannot play this recording.
+      </video>
+      <dl className="summary-list">
+        <div>
+          <dt>{clinician ? 'Patient' : 'GP'}</dt>
+          <dd>{clinician ? replay.patient.displayName : replay.clinician.displayName}</dd>
+        </div>
+        <div>
+          <dt>Recorded</dt>
+          <dd>{replay.mode === 'video' ? 'Sound and video' : 'Sound only'}</dd>
+        </div>
+        <div>
+          <dt>Recording started</dt>
+          <dd>
+            <LocalTime iso={replay.recordedAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Duration</dt>
+          <dd>{formatDuration(replay.durationMs)}</dd>
+        </div>
+      </dl>
+      <section aria-labelledby="notes-heading">
+        <h2 id="notes-heading">Notes from {clinician ? 'you' : replay.clinician.displayName}</h2>
+        <LoadedContent result={notes.result} what="the notes" onRetry={notes.reload}>
+          {(n) => <Notes notes={n} />}
+        </LoadedContent>
+      </section>
+    </>
+  );
+}
+
+export function ReplayPlayerPage() {
+  const { recordingId = '' } = useParams();
+  const session = useSignedIn();
+  const clinician = session.account.kind === 'clinician';
+  usePageTitle('Consultation replay');
+  const { result, reload } = useApi(() => getReplay(recordingId), [recordingId]);
+  return (
+    <>
+      <LoadedContent result={result} what="the recording" onRetry={reload}>
+        {(replay) => <Player replay={replay} clinician={clinician} />}
+      </LoadedContent>
+      <p className="after-form">
+        <Link to={clinician ? '/clinician/replays' : '/patient/replays'}>
+          {clinician ? 'All recorded consultations' : 'All consultation replays'}
+        </Link>
+      </p>
+    </>
+  );
+}
