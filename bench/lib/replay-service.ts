@@ -1,0 +1,67 @@
+/**
+ * bench:replay, target (c): the real service (createService, exactly as `confidant serve` builds
+ * it) on PostgreSQL as the service role, with its recordings under a temporary DATA_DIR and a
+ * join window wide enough that a consultation booked a few minutes ahead can be joined at once.
+ *
+ * argv: <service-role url> <owner url> <pool size> <data dir>
+ *
+ * Commands (besides child.ts's usage / usage-reset / stop):
+ *   create-staff { email, displayName, role, password, mfaSecret } → { id }  (operator path, as
+ *                `confidant users add` and test/fixtures.ts newStaff do it)
+ *   profile-start / profile-stop → { pg, cpu }  (query counting and V8 sampling, as service-server.ts)
+ *   gc → cumulative scavenges / mark-compacts and their pauses (replay-gc.ts); memory → process.memoryUsage()
+ */
+import { loadConfig } from '../../src/config';
+import { createStaffAccount, type StaffRoleName } from '../../src/modules/identity/staff-accounts';
+import { createService } from '../../src/server';
+import { reportStartupFailure, serveParent } from './child';
+import { cpuProfiler } from './cpu-profile';
+import { gcCounters } from './replay-gc';
+import { instrumentPg } from './pg-instrument';
+
+const [url, ownerUrl, poolSize, dataDir] = process.argv.slice(2);
+
+async function main() {
+  const gc = gcCounters();
+  if (!url || !ownerUrl || !poolSize || !dataDir) throw new Error('usage: replay-service <service url> <owner url> <pool size> <data dir>');
+  const profiler = instrumentPg();
+  const cpu = cpuProfiler();
+  const config = loadConfig({
+    DATABASE_URL: url,
+    DATABASE_OWNER_URL: ownerUrl,
+    DATABASE_POOL_SIZE: poolSize,
+    DATA_DIR: dataDir,
+    CONFIDANT_DEMO: '0',
+    REGISTRATIONS_PER_ADDRESS: '1000000',
+    CONSULTATION_JOIN_EARLY_MINUTES: '1440',
+    LOG_LEVEL: 'silent',
+    HOST: '127.0.0.1',
+    PORT: '0',
+  });
+  // No periodic sweep: nothing here is ever left unfinished, and the bench finishes its recording itself.
+  const service = await createService(config, { sweepRecordings: false });
+  await service.built.app.listen({ port: 0, host: '127.0.0.1' });
+  const address = service.built.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  serveParent(
+    port,
+    {
+      'create-staff': async (arg) => {
+        const a = arg as { email: string; displayName: string; role: StaffRoleName; password: string; mfaSecret: string };
+        return service.deps.scopes.system('bench: users add', { requestId: `bench-${process.pid}`, clientIp: null, userAgent: 'confidant-bench' }, (scope) =>
+          createStaffAccount(scope, a),
+        );
+      },
+      'profile-start': async () => {
+        await cpu.start();
+        profiler.start();
+      },
+      'profile-stop': async () => ({ pg: profiler.stop(), cpu: await cpu.stop() }),
+      memory: () => process.memoryUsage(),
+      gc: () => gc(),
+    },
+    () => service.close(),
+  );
+}
+
+main().catch(reportStartupFailure);
