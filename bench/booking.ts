@@ -5,9 +5,11 @@
  *          (10,000 patients, 50 clinicians available every day 00:00–24:00, 200,000 appointments,
  *          most in the past, some upcoming);
  *   read   GET /api/appointments as N signed-in patients (the real service, child process) against
- *          bench:read's baseline (bare Fastify + pg primary-key read, child process), alternating
- *          a, b, a, b; best of each; ratio b/a (target ≥ 0.5); then a profiling run of each and the
- *          list query's plan under row-level security;
+ *          (a) a bare read of the same rows (bare Fastify + pg, one statement, no session, RLS, audit
+ *          or response schema; it answers the same JSON body, which the bench checks) and, for
+ *          reference, (p) bench:read's primary-key read; alternating p, a, b, p, a, b; best of each;
+ *          ratio b/a (target ≥ 0.5) and b/p; then a profiling run of a and b and the list query's
+ *          plan under row-level security;
  *   write  64 concurrent clients racing to book 1,000 free slots taken from GET /api/slots, until
  *          every slot is gone; bookings/s, p99, and a check in the database that exactly one
  *          booking exists per slot and exactly as many bookings as slots were created.
@@ -29,6 +31,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import {
+  adminUrlFor,
   commitSettings,
   createDatabase,
   dropDatabases,
@@ -64,7 +67,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
 const TARGET_RATIO = 0.5;
 const SLOT_MINUTES = 10; // the service's default (SLOT_MINUTES), which the bench does not change
-const LABELS = { a: 'baseline', b: 'GET /api/appointments' } as const;
+const LABELS = { p: 'baseline: primary-key read', a: 'baseline: bare list read', b: 'GET /api/appointments' } as const;
 
 function envInt(name: string, def: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -103,7 +106,7 @@ const budgetMs =
   60_000 +
   opts.patients * 100 +
   (opts.dataAppointments / 200_000) * 30_000 +
-  2 * opts.rounds * (opts.warmupS + opts.durationS + 3) * 1000 +
+  3 * opts.rounds * (opts.warmupS + opts.durationS + 3) * 1000 +
   2 * (opts.profileS + 5) * 1000 +
   opts.explainRuns * 200 +
   opts.raceDeadlineS * 1000 +
@@ -371,7 +374,9 @@ async function main() {
     const baselineIds = await seedBaseline(dbA, opts.patients);
     const dbB = await trackDatabase(await createDatabase('b'));
 
-    const a = await trackChild(await startChild('baseline', path.join(here, 'lib/baseline-server.ts'), [urlFor(OWNER_ROLE, dbA), String(opts.poolSize)]));
+    const a = await trackChild(
+      await startChild('baseline', path.join(here, 'lib/baseline-server.ts'), [urlFor(OWNER_ROLE, dbA), String(opts.poolSize), adminUrlFor(dbB)]),
+    );
     const b = await trackChild(
       await startChild('service', path.join(here, 'lib/service-server.ts'), [urlFor(SERVICE_ROLE, dbB), urlFor(OWNER_ROLE, dbB), String(opts.poolSize)]),
     );
@@ -412,8 +417,10 @@ async function main() {
     const ua = { 'user-agent': 'confidant-bench' };
     const serviceRequests: RequestSpec[] = readers.map((r) => ({ path: '/api/appointments', headers: { ...ua, cookie: r.cookie } }));
     const dummyCookie = `confidant_session=${'x'.repeat(readers[0]!.cookie.length - 'confidant_session='.length)}`;
-    const baselineRequests: RequestSpec[] = baselineIds.map((id) => ({ path: `/item/${id}`, headers: { ...ua, cookie: dummyCookie } }));
-    const pre = await getJson<{ patientId?: string }>(a.port, baselineRequests[0]!, 'baseline preflight');
+    // Same patients, same order, same header bytes (a cookie of the same length, which the baseline ignores).
+    const baselineRequests: RequestSpec[] = readerIds.map((id) => ({ path: `/appointments/${id}`, headers: { ...ua, cookie: dummyCookie } }));
+    const pkRequests: RequestSpec[] = baselineIds.map((id) => ({ path: `/item/${id}`, headers: { ...ua, cookie: dummyCookie } }));
+    const pre = await getJson<{ patientId?: string }>(a.port, pkRequests[0]!, 'baseline preflight');
     if (pre.patientId !== baselineIds[0]) throw new BenchFailure(`baseline preflight: unexpected body ${JSON.stringify(pre).slice(0, 200)}`);
     const list = await getJson<ListBody>(b.port, serviceRequests[0]!, 'GET /api/appointments preflight');
     if (!Array.isArray(list.upcoming) || !Array.isArray(list.past) || list.upcoming.length === 0 || list.past.length === 0) {
@@ -421,12 +428,27 @@ async function main() {
     }
     const listBytes = Buffer.byteLength(JSON.stringify(list));
     log(`GET /api/appointments answers ${list.upcoming.length} upcoming + ${list.past.length} past (${listBytes} bytes) for the first read patient`);
+    // The bare read must answer exactly what the service answers: same rows, same body.
+    for (let i = 0; i < Math.min(5, readers.length); i++) {
+      const [fromService, fromBaseline] = await Promise.all([
+        send(undefined, HOST, b.port, serviceRequests[i]!).then((r) => r.body),
+        send(undefined, HOST, a.port, baselineRequests[i]!).then((r) => r.body),
+      ]);
+      if (fromService !== fromBaseline) {
+        throw new BenchFailure(
+          `the bare list read and GET /api/appointments answer differently for read patient ${i}: ` +
+            `${fromBaseline.length} vs ${fromService.length} bytes; baseline ${fromBaseline.slice(0, 200)} … service ${fromService.slice(0, 200)}`,
+        );
+      }
+    }
+    log(`the bare list read (a) answers byte for byte what GET /api/appointments (b) answers (checked for ${Math.min(5, readers.length)} patients)`);
     // The list query exactly as the service sends it (captured from one instrumented request), for EXPLAIN below.
     await b.call('profile-start');
     await getJson<ListBody>(b.port, serviceRequests[1 % serviceRequests.length]!, 'GET /api/appointments (capturing its SQL)');
     const captured = (await b.call<{ pg: PgProfile }>('profile-stop')).pg;
-    const sent = captured.examples?.['SELECT appointments ⋈ clinician'];
-    const listSql = sent && /\$1\b/.test(sent) && !/\$2\b/.test(sent) ? sent : LIST_QUERY;
+    // The list statement as the service sends it: one parameter (the patient), or three (the patient, now, the past limit).
+    const sent = captured.examples?.['SELECT my appointments (list)'] ?? captured.examples?.['SELECT appointments ⋈ clinician'];
+    const listSql = sent && /\$1\b/.test(sent) && !/\$4\b/.test(sent) && (/\$3\b/.test(sent) || !/\$2\b/.test(sent)) ? sent : LIST_QUERY;
     log(
       `the service's list query: ${captured.queries} round trip(s) for one request; ` +
         (listSql === sent ? 'SQL captured for EXPLAIN' : `could not capture its SQL (using LIST_QUERY from bench/lib/booking-data.ts)`),
@@ -434,12 +456,14 @@ async function main() {
 
     const runs: RunRecord[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
+      runs.push(await measureRun('p', LABELS.p, round, a, pkRequests, mo));
       runs.push(await measureRun('a', LABELS.a, round, a, baselineRequests, mo));
       runs.push(await measureRun('b', LABELS.b, round, b, serviceRequests, mo));
     }
     const profiles: ProfileRecord[] = [];
     if (opts.profileS > 0) {
-      profiles.push(await profileRun('a', LABELS.a, a, baselineRequests, dbA, opts.profileS, mo));
+      // The bare list read reads database b (as a superuser): sample that one.
+      profiles.push(await profileRun('a', LABELS.a, a, baselineRequests, dbB, opts.profileS, mo));
       profiles.push(await profileRun('b', LABELS.b, b, serviceRequests, dbB, opts.profileS, mo));
     }
     log(`EXPLAIN ANALYZE of the list query, ${opts.explainRuns}× as the service role with the principal set, ${opts.explainRuns}× as the superuser`);
@@ -484,9 +508,11 @@ async function main() {
     const verification = await verifyRace(dbB, slots, race, data.bookers.map((p) => p.id), data.rows.appointments!);
 
     // --- report ---
+    const bestP = best(runs, 'p');
     const bestA = best(runs, 'a');
     const bestB = best(runs, 'b');
     const ratio = bestB.result.rps / bestA.result.rps;
+    const ratioP = bestB.result.rps / bestP.result.rps;
     console.log('');
     console.log(
       `DATA   ${opts.dataPatients} patients, ${opts.dataClinicians} clinicians, ${data.rows.appointments} appointments ` +
@@ -495,11 +521,13 @@ async function main() {
     console.log('');
     printRuns(runs, LABELS);
     console.log('');
-    console.log(`best (a) baseline:              ${fmt(bestA.result.rps, 0)} req/s, p50 ${fmt(bestA.result.latencyMs.p50, 2)} ms, p99 ${fmt(bestA.result.latencyMs.p99, 2)} ms`);
+    console.log(`best (p) primary-key read:      ${fmt(bestP.result.rps, 0)} req/s, p50 ${fmt(bestP.result.latencyMs.p50, 2)} ms, p99 ${fmt(bestP.result.latencyMs.p99, 2)} ms`);
+    console.log(`best (a) bare list read:        ${fmt(bestA.result.rps, 0)} req/s, p50 ${fmt(bestA.result.latencyMs.p50, 2)} ms, p99 ${fmt(bestA.result.latencyMs.p99, 2)} ms`);
     console.log(`best (b) GET /api/appointments: ${fmt(bestB.result.rps, 0)} req/s, p50 ${fmt(bestB.result.latencyMs.p50, 2)} ms, p99 ${fmt(bestB.result.latencyMs.p99, 2)} ms`);
     console.log(
       `READ   ratio b/a: ${ratio.toFixed(ratio < 0.1 ? 4 : 2)} (target ≥ ${TARGET_RATIO.toFixed(2)}: ${ratio >= TARGET_RATIO ? 'met' : 'NOT MET'}); ` +
-        `p99 b/a: ${(bestB.result.latencyMs.p99 / bestA.result.latencyMs.p99).toFixed(2)}`,
+        `p99 b/a: ${(bestB.result.latencyMs.p99 / bestA.result.latencyMs.p99).toFixed(2)}; ` +
+        `for reference, b/p (against the primary-key read, the baseline of runs before this one): ${ratioP.toFixed(2)}`,
     );
     for (const p of profiles) printProfile(p);
     printPlans(plans, listSql);
@@ -543,7 +571,8 @@ async function main() {
       },
       read: {
         targets: {
-          a: 'bare Fastify route, pg Pool, one primary-key read (no auth, no RLS, no audit)',
+          p: 'bare Fastify route, pg Pool, one primary-key read of a profile-shaped row (no auth, no RLS, no audit): reference only',
+          a: "bare Fastify route, pg Pool, the same patient's appointments in one statement as a superuser (no auth, no RLS, no audit, no response schema); same JSON body as b",
           b: "createService: GET /api/appointments with a patient session cookie (the patient's upcoming and past appointments)",
         },
         runs: runs.map((r) => ({
@@ -559,10 +588,17 @@ async function main() {
           generatorEventLoopUtilization: r.result.generatorEventLoopUtilization,
         })),
         best: {
+          p: { round: bestP.round, rps: bestP.result.rps, latencyMs: bestP.result.latencyMs },
           a: { round: bestA.round, rps: bestA.result.rps, latencyMs: bestA.result.latencyMs },
           b: { round: bestB.round, rps: bestB.result.rps, latencyMs: bestB.result.latencyMs },
         },
-        ratio: { rps: ratio, target: TARGET_RATIO, met: ratio >= TARGET_RATIO, p99: bestB.result.latencyMs.p99 / bestA.result.latencyMs.p99 },
+        ratio: {
+          rps: ratio,
+          target: TARGET_RATIO,
+          met: ratio >= TARGET_RATIO,
+          p99: bestB.result.latencyMs.p99 / bestA.result.latencyMs.p99,
+          rpsAgainstPrimaryKeyRead: ratioP,
+        },
         profiles,
         listQuery: { sql: listSql, capturedFromService: listSql === sent, plans },
       },

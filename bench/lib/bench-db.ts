@@ -55,6 +55,13 @@ export async function dropLeftovers(): Promise<string[]> {
   });
 }
 
+/** A superuser connection string for one bench database (row-level security does not apply to it). */
+export function adminUrlFor(database: string): string {
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
 export async function createDatabase(label: string): Promise<string> {
   const name = `${BENCH_PREFIX}${process.pid}_${randomBytes(4).toString('hex')}_${label}`;
   await withAdmin((c) => c.query(`create database ${name} owner ${OWNER_ROLE}`));

@@ -292,6 +292,11 @@ export interface PlanReport {
   rows: number;
 }
 
+/** The list statement's parameters: the patient, and (since it reads the past with a limit) now and that limit. */
+function paramsFor(sqlText: string, patientId: string): unknown[] {
+  return /\$3\b/.test(sqlText) ? [patientId, new Date(), 50] : [patientId];
+}
+
 function median(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)]! : NaN;
@@ -314,13 +319,13 @@ async function explainLoop(
     await c.query('begin read only');
     try {
       await setup(c, id);
-      const { rows: out } = await c.query<{ 'QUERY PLAN': unknown }>(`explain (analyze, buffers, format json) ${sqlText}`, [id]);
+      const { rows: out } = await c.query<{ 'QUERY PLAN': unknown }>(`explain (analyze, buffers, format json) ${sqlText}`, paramsFor(sqlText, id));
       const j = (out[0]!['QUERY PLAN'] as { Plan: { 'Actual Rows': number }; 'Execution Time': number; 'Planning Time': number }[])[0]!;
       exec.push(j['Execution Time']);
       plan.push(j['Planning Time']);
       if (i === 0) {
         rows = j.Plan['Actual Rows'];
-        const { rows: t } = await c.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers, verbose, costs off) ${sqlText}`, [id]);
+        const { rows: t } = await c.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers, verbose, costs off) ${sqlText}`, paramsFor(sqlText, id));
         text = t.map((r) => r['QUERY PLAN']).join('\n');
       }
     } finally {

@@ -1,4 +1,6 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import path from 'node:path';
 
 /**
  * In-process V8 sampling profiler (node:inspector), switched on only for the profiling run.
@@ -68,6 +70,12 @@ export function cpuProfiler() {
       };
       session.disconnect();
       session = undefined;
+      // BENCH_CPUPROFILE_DIR: also keep the raw profile (open it in Chrome DevTools or speedscope).
+      const dir = process.env.BENCH_CPUPROFILE_DIR;
+      if (dir) {
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(path.join(dir, `${path.basename(process.argv[1] ?? 'node', '.ts')}-${process.pid}-${Date.now()}.cpuprofile`), JSON.stringify(profile));
+      }
       const byId = new Map(profile.nodes.map((n) => [n.id, n]));
       const parent = new Map<number, number>();
       for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);

@@ -24,8 +24,11 @@ export interface MeasureOptions {
   timeoutMs?: number;
 }
 
+/** a: the baseline, b: the service, p: a second, reference baseline (bench:booking's primary-key read). */
+export type Target = 'a' | 'b' | 'p';
+
 export interface RunRecord {
-  target: 'a' | 'b';
+  target: Target;
   round: number;
   result: LoadResult;
   serverCpuCores: number;
@@ -38,7 +41,7 @@ export function fmt(n: number, digits = 1): string {
 }
 
 export async function measureRun(
-  target: 'a' | 'b',
+  target: Target,
   label: string,
   round: number,
   child: ChildServer,
@@ -89,7 +92,7 @@ export async function measureRun(
 }
 
 export interface ProfileRecord {
-  target: 'a' | 'b';
+  target: Target;
   label: string;
   rps: number;
   requests: number;
@@ -102,7 +105,7 @@ export interface ProfileRecord {
 }
 
 export async function profileRun(
-  target: 'a' | 'b',
+  target: Target,
   label: string,
   child: ChildServer,
   requests: RequestSpec[],
@@ -143,7 +146,7 @@ export async function profileRun(
   };
 }
 
-export function best(runs: RunRecord[], target: 'a' | 'b'): RunRecord {
+export function best(runs: RunRecord[], target: Target): RunRecord {
   return runs.filter((r) => r.target === target).sort((x, y) => y.result.rps - x.result.rps)[0]!;
 }
 
@@ -155,12 +158,12 @@ export function printTable(head: string[], rows: string[][], leftColumns = 1) {
   for (const r of rows) console.log(line(r));
 }
 
-export function printRuns(runs: RunRecord[], labels: { a: string; b: string }) {
+export function printRuns(runs: RunRecord[], labels: Partial<Record<Target, string>>) {
   printTable(
     ['run', 'target', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'server cores', 'server loop', 'machine cores', 'gen loop'],
     runs.map((r) => [
       String(r.round),
-      `${r.target} ${labels[r.target]}`,
+      `${r.target} ${labels[r.target] ?? ''}`,
       fmt(r.result.rps, 0),
       fmt(r.result.latencyMs.p50, 2),
       fmt(r.result.latencyMs.p99, 2),

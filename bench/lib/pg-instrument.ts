@@ -91,6 +91,8 @@ function classifyText(text: string): Classified {
   else if (rest.includes('from "appointments"') && rest.includes('count(')) kind = 'SELECT count of future bookings';
   else if (rest.includes('from "appointments"') && rest.includes(' for update')) kind = 'SELECT appointment FOR UPDATE';
   else if (rest.includes('from "appointments"')) kind = 'SELECT appointments ⋈ clinician';
+  else if (rest.startsWith('with mine as')) kind = 'SELECT my appointments (list)';
+  else if (rest.includes('from appointments a') && rest.includes('join accounts c')) kind = 'SELECT appointments (bare list read)';
   else if (rest.includes('from "availability_rules"')) kind = 'SELECT availability_rules';
   else if (rest.includes('from "availability_exceptions"')) kind = 'SELECT availability_exceptions';
   else if (rest.includes('from "accounts"') && rest.includes(' for update')) kind = 'SELECT accounts FOR UPDATE (patient lock)';

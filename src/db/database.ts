@@ -1,12 +1,26 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
-import { CompiledQuery, Kysely, PostgresDialect, sql, type Compilable } from 'kysely';
+import {
+  CompiledQuery,
+  DummyDriver,
+  Kysely,
+  PostgresAdapter,
+  PostgresDialect,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  SingleConnectionProvider,
+  sql,
+  type Compilable,
+  type Dialect,
+} from 'kysely';
 import pg from 'pg';
 import { lockDataDir } from './data-dir-lock';
 import { migrate } from './migrate';
-import { AT_END, DEFER, END, NOWAIT, pipeliningPool } from './pg-pipeline';
+import { AT_END, PipelineDriver, type PipelinedConnection } from './pg-pipeline';
 
 const PIPELINED = Symbol('confidant.pipelined');
+/** On a PostgreSQL transaction's handle: the one lease it is bound to. */
+const LEASE = Symbol('confidant.lease');
 import { PGliteDialect } from './pglite-dialect';
 import type { DB } from './schema';
 
@@ -68,28 +82,17 @@ const SET_PRINCIPAL_SQL = `select where (set_config('role', $1, true)
         || set_config('confidant.principal_role', $4, true)
         || set_config('confidant.session_id', $5, true)
         || set_config('confidant.reason', $6, true)) is null`;
-const txStatements = (pipelined: boolean) => {
-  const defer = pipelined ? DEFER : '';
-  const end = pipelined ? END : '';
-  return {
-    begin: CompiledQuery.raw(`${defer}begin`),
-    beginReadOnly: CompiledQuery.raw(`${defer}begin read only`),
-    setPrincipal: `${defer}${SET_PRINCIPAL_SQL}`,
-    commit: CompiledQuery.raw(`${end}commit`),
-    commitReadOnly: CompiledQuery.raw(`${pipelined ? NOWAIT : end}commit`),
-    rollback: CompiledQuery.raw(`${end}rollback`),
-  };
+const TX = {
+  begin: CompiledQuery.raw('begin'),
+  beginReadOnly: CompiledQuery.raw('begin read only'),
+  commit: CompiledQuery.raw('commit'),
+  rollback: CompiledQuery.raw('rollback'),
 };
-const TX_PIPELINED = txStatements(true);
-const TX_PLAIN = txStatements(false);
 
 /**
- * Opens a transaction as the service role with the principal set, runs `fn`, commits.
- * On PostgreSQL the opening (BEGIN and the settings) is held back and sent in one batch with
- * the first real statement; a read-only transaction's COMMIT is not waited for (it has
- * nothing to make durable, and its audit events are committed separately before anyone
- * answers). Every setting is transaction-local: afterwards the connection forgets who it
- * was working for.
+ * Opens a transaction as the service role with the principal set, runs `fn`, commits (PGlite:
+ * one embedded connection, no round trips to save). Every setting is transaction-local:
+ * afterwards the connection forgets who it was working for.
  */
 async function runTransaction<T>(
   kysely: Kysely<DB>,
@@ -97,26 +100,60 @@ async function runTransaction<T>(
   p: TxPrincipal,
   fn: (tx: Tx) => Promise<T>,
   readOnly: boolean,
-  pipelined: boolean,
 ): Promise<T> {
-  const st = pipelined ? TX_PIPELINED : TX_PLAIN;
   return kysely.connection().execute(async (conn) => {
-    (conn as unknown as { [PIPELINED]?: boolean })[PIPELINED] = pipelined;
     let result: T;
     try {
-      await conn.executeQuery(readOnly ? st.beginReadOnly : st.begin);
+      await conn.executeQuery(readOnly ? TX.beginReadOnly : TX.begin);
       await conn.executeQuery(
-        CompiledQuery.raw(st.setPrincipal, [serviceRole, p.kind, p.id ?? '', p.role ?? '', p.sessionId ?? '', p.reason ?? '']),
+        CompiledQuery.raw(SET_PRINCIPAL_SQL, [serviceRole, p.kind, p.id ?? '', p.role ?? '', p.sessionId ?? '', p.reason ?? '']),
       );
       result = await fn(conn);
-      await conn.executeQuery(readOnly ? st.commitReadOnly : st.commit);
+      await conn.executeQuery(TX.commit);
     } catch (err) {
-      await conn.executeQuery(st.rollback).catch(() => {});
+      await conn.executeQuery(TX.rollback).catch(() => {});
       throw err;
     }
     return result;
   });
 }
+
+/**
+ * The same on PostgreSQL, where round trips cost: the opening (BEGIN and the settings) is held
+ * back and sent in one batch with the first real statement; a read-only transaction's COMMIT is
+ * not waited for (it has nothing to make durable, and its audit events are committed separately
+ * before anyone answers). The connection is leased from the driver directly and the
+ * transaction's Kysely handle is bound to that one lease (what Kysely's connection() builds,
+ * without its per-call machinery); once the transaction ends the lease is released, and the
+ * handle refuses any further statement.
+ */
+async function runPipelinedTransaction<T>(
+  pg: { driver: PipelineDriver; bind: (conn: PipelinedConnection) => Tx },
+  serviceRole: string,
+  p: TxPrincipal,
+  fn: (tx: Tx) => Promise<T>,
+  readOnly: boolean,
+): Promise<T> {
+  const conn = await pg.driver.acquireConnection();
+  try {
+    conn.defer(readOnly ? 'begin read only' : 'begin', NO_VALUES);
+    conn.defer(SET_PRINCIPAL_SQL, [serviceRole, p.kind, p.id ?? '', p.role ?? '', p.sessionId ?? '', p.reason ?? '']);
+    const tx = pg.bind(conn);
+    let result: T;
+    try {
+      result = await fn(tx);
+      // A read-only COMMIT is not waited for (see runTransaction).
+      await conn.end(readOnly ? 'commit-nowait' : 'commit');
+    } catch (err) {
+      await conn.end('rollback').catch(() => {});
+      throw err;
+    }
+    return result;
+  } finally {
+    conn.release();
+  }
+}
+const NO_VALUES: readonly unknown[] = [];
 
 /**
  * Runs `query` as the transaction's last statement. On PostgreSQL it is sent together with
@@ -131,6 +168,81 @@ export async function executeAtCommit(tx: Tx, query: Compilable | { sql: string;
     return;
   }
   await tx.executeQuery(CompiledQuery.raw(AT_END + compiled.sql, [...compiled.parameters]));
+}
+
+/** Builds and compiles statements only; it never connects (both dialects compile as PostgreSQL). */
+const compiler = new Kysely<DB>({
+  dialect: {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => new DummyDriver(),
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  },
+});
+
+/** Stands where a run's argument goes in a statement compiled once. */
+class Placeholder {
+  constructor(readonly name: string) {}
+}
+
+/** A statement compiled once; each run binds its arguments and runs it in the caller's transaction. */
+export interface Statement<A, R> {
+  readonly sql: string;
+  run(tx: Tx, args: A): Promise<R[]>;
+}
+
+function runCompiled<R>(tx: Tx, template: CompiledQuery<R>, parameters: unknown[]): Promise<R[]> {
+  // On PostgreSQL, straight to the transaction's own lease (the statement is already compiled, and
+  // there are no plugins): the pg client still runs its statements one at a time, in call order,
+  // and a lease that has ended refuses them.
+  const lease = (tx as unknown as { [LEASE]?: PipelinedConnection })[LEASE];
+  if (lease) return lease.query<R>(template.sql, parameters).then((r) => r.rows);
+  const query: CompiledQuery<R> = { sql: template.sql, parameters, query: template.query, queryId: template.queryId };
+  return tx.executeQuery(query).then((r) => r.rows);
+}
+
+/**
+ * A hot statement built with Kysely and compiled to SQL once, when the module that declares it
+ * loads: each run skips the builder and the compiler and only binds its arguments. `args` holds
+ * placeholders, to be used where a run's values go (`.where('id', '=', args.id)`); other values
+ * in the statement are fixed. The text never changes, so it stays prepared on every connection
+ * (src/db/pg-pipeline.ts). It runs in the caller's transaction: the principal, row-level security
+ * and READ ONLY apply exactly as to a statement built on the spot.
+ */
+export function compileOnce<A extends Record<string, unknown>, R>(build: (db: Kysely<DB>, args: A) => Compilable<R>): Statement<A, R> {
+  const placeholders = new Proxy({} as A, {
+    get: (_target, key) => (typeof key === 'string' ? new Placeholder(key) : undefined),
+  });
+  const template = build(compiler, placeholders).compile();
+  const slots = template.parameters.map((p) => (p instanceof Placeholder ? p.name : null));
+  const fixed = [...template.parameters];
+  return {
+    sql: template.sql,
+    run: (tx, args) => {
+      const parameters = new Array<unknown>(slots.length);
+      for (let i = 0; i < slots.length; i++) {
+        const name = slots[i];
+        if (name === null || name === undefined) {
+          parameters[i] = fixed[i];
+        } else {
+          const v = args[name];
+          if (v === undefined) return Promise.reject(new Error(`compiled statement: no value for "${name}"`));
+          parameters[i] = v;
+        }
+      }
+      return runCompiled<R>(tx, template, parameters);
+    },
+  };
+}
+
+/**
+ * A hot statement written in SQL (`$1`, `$2` … for its parameters), for what the builder cannot
+ * say well. Same properties as `compileOnce`: one text, prepared per connection, run in the
+ * caller's transaction under row-level security. Parameters only, never text spliced in.
+ */
+export function sqlStatement<R, P extends readonly unknown[]>(text: string): Statement<P, R> {
+  const template = CompiledQuery.raw(text) as CompiledQuery<R>;
+  return { sql: text, run: (tx, params) => runCompiled<R>(tx, template, [...params]) };
 }
 
 async function openPGlite(opts: Extract<DatabaseOptions, { kind: 'pglite' }>): Promise<Database> {
@@ -150,7 +262,7 @@ async function openPGlite(opts: Extract<DatabaseOptions, { kind: 'pglite' }>): P
   return {
     kind: 'pglite',
     owner: kysely,
-    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false, false),
+    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false),
     migrate: () => migrate(kysely as Kysely<unknown>, opts.serviceRole),
     inspectServiceRole: async () => ({ sessionUser: 'postgres', superuser: true, bypassRls: true, ownsTables: 0 }),
     listen: async (channel, onMessage) => pglite.listen(channel, onMessage),
@@ -169,7 +281,26 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
   pg.types.setTypeParser(20, parsers[20]);
   pg.types.setTypeParser(1082, parsers[1082]);
   const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize, application_name: 'confidant' });
-  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pipeliningPool(pool) }) });
+  const driver = new PipelineDriver(pool);
+  const dialect: Dialect = {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => driver,
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  };
+  const kysely = new Kysely<DB>({ dialect });
+  const executor = kysely.getExecutor();
+  const txHandles = {
+    driver,
+    // What Kysely's connection().execute() builds, without its per-call machinery.
+    bind: (conn: PipelinedConnection): Tx => {
+      const tx = new Kysely<DB>({ config: { dialect }, dialect, driver, executor: executor.withConnectionProvider(new SingleConnectionProvider(conn)) });
+      const marks = tx as unknown as { [PIPELINED]?: boolean; [LEASE]?: PipelinedConnection };
+      marks[PIPELINED] = true;
+      marks[LEASE] = conn;
+      return tx;
+    },
+  };
   let ownerKysely: Kysely<DB> | undefined;
   const listeners = new Set<() => Promise<void>>();
   const owner = () =>
@@ -183,7 +314,7 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
     get owner() {
       return owner();
     },
-    transaction: (principal, fn, o) => runTransaction(kysely, opts.serviceRole, principal, fn, o?.readOnly ?? false, true),
+    transaction: (principal, fn, o) => runPipelinedTransaction(txHandles, opts.serviceRole, principal, fn, o?.readOnly ?? false),
     migrate: () => migrate(owner() as Kysely<unknown>, opts.serviceRole),
     inspectServiceRole: async () => {
       const { rows } = await sql<RoleReport>`

@@ -1,6 +1,17 @@
 // The only door to the database. Nothing outside src/db imports a database client
 // (pg, PGlite, kysely); a test enforces it.
-export { executeAtCommit, openDatabase, type Database, type DatabaseOptions, type Tx, type TxPrincipal, type RoleReport } from './database';
+export {
+  compileOnce,
+  executeAtCommit,
+  openDatabase,
+  sqlStatement,
+  type Database,
+  type DatabaseOptions,
+  type RoleReport,
+  type Statement,
+  type Tx,
+  type TxPrincipal,
+} from './database';
 export type { DB } from './schema';
 export { sql } from 'kysely';
 export { DataDirInUse } from './data-dir-lock';

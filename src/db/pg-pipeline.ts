@@ -1,5 +1,12 @@
 import { createRequire } from 'node:module';
-import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type PostgresQueryResult,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
 import pg from 'pg';
 
 const require = createRequire(import.meta.url);
@@ -30,12 +37,34 @@ interface Statement {
 
 const EMPTY: PostgresQueryResult<never> = { command: 'SELECT', rowCount: 0, rows: [] };
 const COMMIT: Statement = { text: 'commit', values: [] };
-export const OWED_COMMIT_FLUSH_MS = 10;
+/**
+ * How long an idle connection may owe its read-only COMMIT. Under load a connection is reused
+ * well within this, and the COMMIT rides in front of its next batch for free; every flush on its
+ * own is one more write, wake-up and answer. 10 ms sent one for about one request in ten at 2,000
+ * requests/s over 20 connections (pg-pool hands out the most recently used connection first, so
+ * the others idle longer); 50 ms keeps them rare. The cost: an idle connection may keep a read
+ * snapshot for up to 50 ms.
+ */
+export const OWED_COMMIT_FLUSH_MS = 50;
+/** Idle connections that owe a COMMIT, with when they were released (at most the pools' sizes). */
+const flushPending = new Map<pg.PoolClient, number>();
+/**
+ * One timer for all of them, running only while some connection owes (a timer per release cost
+ * a Timeout object for every read).
+ */
+let sweeper: NodeJS.Timeout | undefined;
+function sweep() {
+  const due = performance.now() - OWED_COMMIT_FLUSH_MS;
+  for (const [client, since] of flushPending) if (since <= due) void flushOwedCommit(client);
+  if (flushPending.size === 0 && sweeper) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
 
 /** Per physical connection (pool wrappers come and go). */
 interface ConnectionState {
   owesCommit: boolean;
-  timer: NodeJS.Timeout | undefined;
   /** Statement text → name of the server-side prepared statement on this connection. */
   prepared: Map<string, string>;
   /** Names ever issued on this connection (never reused, so a half-failed batch cannot clash). */
@@ -44,7 +73,7 @@ interface ConnectionState {
 const states = new WeakMap<pg.PoolClient, ConnectionState>();
 function stateOf(client: pg.PoolClient): ConnectionState {
   let s = states.get(client);
-  if (!s) states.set(client, (s = { owesCommit: false, timer: undefined, prepared: new Map(), issued: 0 }));
+  if (!s) states.set(client, (s = { owesCommit: false, prepared: new Map(), issued: 0 }));
   return s;
 }
 
@@ -79,15 +108,23 @@ function takeOwedCommit(client: pg.PoolClient): Statement[] {
   const s = stateOf(client);
   if (!s.owesCommit) return [];
   s.owesCommit = false;
-  if (s.timer) clearTimeout(s.timer);
-  s.timer = undefined;
+  flushPending.delete(client);
   return [COMMIT];
 }
 
+/** Sends an owed COMMIT now, on its own. */
+function flushOwedCommit(client: pg.PoolClient): Promise<void> {
+  const owed = takeOwedCommit(client);
+  // Errors surface on the client (a lost connection), which the pool then discards.
+  return owed.length ? client.query(COMMIT.text).then(() => undefined, () => undefined) : Promise.resolve();
+}
+
 /**
- * One extended-protocol batch: Parse (unless this connection has it prepared)/Bind/Describe/
- * Execute for each statement, then a single Sync. One write, one round trip, parameters kept
- * as parameters. An error stops the batch at that statement (the backend skips to Sync).
+ * One extended-protocol batch: Parse (unless this connection has it prepared)/Bind/Execute for
+ * each statement, Describe for the last one only (the one whose rows the caller gets; the
+ * statements in front of it, BEGIN, the principal, an owed COMMIT, return none that anyone
+ * reads), then a single Sync. One write, one round trip, parameters kept as parameters. An error
+ * stops the batch at that statement (the backend skips to Sync).
  */
 class PipelinedQuery extends (pg.Query as unknown as new (config: object, values?: unknown, cb?: unknown) => {
   prepare(connection: unknown): void;
@@ -120,10 +157,12 @@ class PipelinedQuery extends (pg.Query as unknown as new (config: object, values
     execute(m: object): void;
     sync(): void;
   }) {
-    for (const s of this.steps) {
+    const last = this.steps.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const s = this.steps[i]!;
       if (s.parse) connection.parse({ text: s.text, name: s.name });
       connection.bind({ portal: '', statement: s.name, values: s.values });
-      connection.describe({ type: 'P', name: '' });
+      if (i === last) connection.describe({ type: 'P', name: '' });
       connection.execute({ portal: '', rows: 0 });
     }
     connection.sync();
@@ -148,11 +187,75 @@ function runPipelined(client: pg.PoolClient, held: Statement[], main: Statement)
   });
 }
 
-class PipeliningClient {
+/**
+ * One lease of a pooled connection, as Kysely's DatabaseConnection. It pipelines a transaction's
+ * opening (held statements travel with the first real one), sends statements held for COMMIT
+ * together with it, and owes a read-only COMMIT to the connection's next batch (see NOWAIT).
+ * Once released it refuses every statement, so a transaction handle kept past its end cannot
+ * run anything on a connection that now serves someone else.
+ */
+export class PipelinedConnection implements DatabaseConnection {
   private held: Statement[] = [];
-  constructor(private readonly client: pg.PoolClient) {}
+  private client: pg.PoolClient | undefined;
 
+  constructor(client: pg.PoolClient) {
+    this.client = client;
+  }
+
+  private live(): pg.PoolClient {
+    if (!this.client) throw new Error('the transaction has ended: its connection was released');
+    return this.client;
+  }
+
+  /** Holds a statement to send in the same batch as the next one (BEGIN, the principal settings). */
+  defer(text: string, values: readonly unknown[]): void {
+    this.live();
+    this.held.push({ text, values });
+  }
+
+  /**
+   * Ends the transaction: `commit`, `rollback`, or `commit-nowait` (a read-only COMMIT, owed to
+   * the connection's next batch). Statements held for COMMIT travel with it in one batch.
+   */
+  async end(how: 'commit' | 'rollback' | 'commit-nowait'): Promise<void> {
+    const client = this.live();
+    const text = how === 'rollback' ? 'rollback' : 'commit';
+    if (this.held.some((h) => h.required)) {
+      // The held statements and the COMMIT (or ROLLBACK) in one batch: a lock taken by a held
+      // statement is released by the COMMIT without waiting on a round trip to this process.
+      const held = [...takeOwedCommit(client), ...this.held];
+      this.held = [];
+      await runPipelined(client, held, { text, values: [] });
+      return;
+    }
+    if (this.held.length > 0) {
+      // Nothing of this transaction reached the server: there is nothing to end.
+      this.held = [];
+      return;
+    }
+    if (how === 'commit-nowait') {
+      stateOf(client).owesCommit = true;
+      return;
+    }
+    await client.query(text);
+  }
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const r = await this.query<R>(compiled.sql, compiled.parameters);
+    const c = r.command;
+    return c === 'INSERT' || c === 'UPDATE' || c === 'DELETE' || c === 'MERGE'
+      ? { rows: r.rows ?? [], numAffectedRows: BigInt(r.rowCount ?? 0) }
+      : { rows: r.rows ?? [] };
+  }
+
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming is not supported');
+  }
+
+  /** Statement texts may carry the markers above (src/db/database.ts puts them there). */
   async query<R>(text: string, values: readonly unknown[]): Promise<PostgresQueryResult<R>> {
+    const client = this.live();
     if (text.startsWith(DEFER)) {
       this.held.push({ text: text.slice(DEFER.length), values });
       return EMPTY;
@@ -161,58 +264,71 @@ class PipeliningClient {
       this.held.push({ text: text.slice(AT_END.length), values, required: true });
       return EMPTY;
     }
-    if (text.startsWith(END) || text.startsWith(NOWAIT)) {
-      const end = text.slice((text.startsWith(END) ? END : NOWAIT).length);
-      if (this.held.some((h) => h.required)) {
-        // The held statements and the COMMIT (or ROLLBACK) in one batch: a lock taken by a held
-        // statement is released by the COMMIT without waiting on a round trip to this process.
-        const held = [...takeOwedCommit(this.client), ...this.held];
-        this.held = [];
-        return (await runPipelined(this.client, held, { text: end, values: [] })) as PostgresQueryResult<R>;
-      }
-      if (this.held.length > 0) {
-        // Nothing of this transaction reached the server: there is nothing to end.
-        this.held = [];
-        return EMPTY;
-      }
-      if (text.startsWith(NOWAIT)) {
-        stateOf(this.client).owesCommit = true;
-        return EMPTY;
-      }
-      return (await this.client.query(text.slice(END.length))) as unknown as PostgresQueryResult<R>;
+    if (text.startsWith(END)) {
+      const end = text.slice(END.length);
+      await this.end(end === 'rollback' ? 'rollback' : 'commit');
+      return EMPTY;
     }
-    const held = [...takeOwedCommit(this.client), ...this.held];
+    if (text.startsWith(NOWAIT)) {
+      await this.end('commit-nowait');
+      return EMPTY;
+    }
+    const held = [...takeOwedCommit(client), ...this.held];
     this.held = [];
-    if (held.length > 0 || values.length > 0) return (await runPipelined(this.client, held, { text, values })) as PostgresQueryResult<R>;
-    return (await this.client.query(text)) as unknown as PostgresQueryResult<R>;
+    if (held.length > 0 || values.length > 0) return (await runPipelined(client, held, { text, values })) as PostgresQueryResult<R>;
+    return (await client.query(text)) as unknown as PostgresQueryResult<R>;
   }
 
   release() {
-    this.held = [];
     const client = this.client;
-    const s = stateOf(client);
-    if (s.owesCommit && !s.timer) {
-      s.timer = setTimeout(() => {
-        s.timer = undefined;
-        const owed = takeOwedCommit(client);
-        // Errors surface on the client (a lost connection), which the pool then discards.
-        if (owed.length) client.query(COMMIT.text).catch(() => {});
-      }, OWED_COMMIT_FLUSH_MS);
-      s.timer.unref();
+    if (!client) return;
+    this.client = undefined;
+    this.held = [];
+    if (stateOf(client).owesCommit) {
+      flushPending.set(client, performance.now());
+      if (!sweeper) {
+        sweeper = setInterval(sweep, OWED_COMMIT_FLUSH_MS / 2);
+        sweeper.unref();
+      }
     }
     client.release();
   }
 }
 
-/** A pg.Pool as Kysely sees it, handing out connections that pipeline a transaction's opening. */
-export function pipeliningPool(pool: pg.Pool): PostgresPool {
-  return {
-    connect: async () => new PipeliningClient(await pool.connect()) as unknown as PostgresPoolClient,
-    end: async () => {
-      // Settle owed read-only COMMITs before closing (ending a connection would roll them back,
-      // which is harmless for a read, but a clean close is better for the server's logs).
-      await new Promise((r) => setTimeout(r, OWED_COMMIT_FLUSH_MS * 2));
-      await pool.end();
-    },
-  };
+/** Kysely's driver over a pg.Pool, handing out pipelined connections (one lease each). */
+export class PipelineDriver implements Driver {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async init() {}
+
+  async acquireConnection(): Promise<PipelinedConnection> {
+    return new PipelinedConnection(await this.pool.connect());
+  }
+
+  async beginTransaction(conn: DatabaseConnection, settings: TransactionSettings) {
+    let text = settings.isolationLevel || settings.accessMode ? 'start transaction' : 'begin';
+    if (settings.isolationLevel) text += ` isolation level ${settings.isolationLevel}`;
+    if (settings.accessMode) text += ` ${settings.accessMode}`;
+    await conn.executeQuery(CompiledQuery.raw(text));
+  }
+
+  async commitTransaction(conn: DatabaseConnection) {
+    await conn.executeQuery(CompiledQuery.raw('commit'));
+  }
+
+  async rollbackTransaction(conn: DatabaseConnection) {
+    await conn.executeQuery(CompiledQuery.raw('rollback'));
+  }
+
+  async releaseConnection(conn: DatabaseConnection) {
+    (conn as PipelinedConnection).release();
+  }
+
+  async destroy() {
+    // Settle owed read-only COMMITs before closing (ending a connection would roll them back,
+    // which is harmless for a read, but a clean close is better for the server's logs). Only
+    // idle connections owe one; flushing another pool's early is harmless too.
+    await Promise.all([...flushPending.keys()].map(flushOwedCommit));
+    await this.pool.end();
+  }
 }

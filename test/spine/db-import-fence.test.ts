@@ -50,6 +50,20 @@ describe('database client fence', () => {
   });
 });
 
+describe('db/index.ts is the only door into src/db', () => {
+  it('imports nothing from inside src/db but its index (and the schema types)', () => {
+    const offenders: string[] = [];
+    for (const file of sourceFiles(SRC)) {
+      const rel = path.relative(SRC, file);
+      if (rel.startsWith(`db${path.sep}`)) continue;
+      for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+        if (/(^|\/)db\/(?!schema$)[^/]+/.test(spec)) offenders.push(`${rel} imports ${spec}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+});
+
 describe('audit log has one writer', () => {
   it('appends to audit_events only from src/audit', () => {
     const writers = sourceFiles(SRC)

@@ -1,5 +1,6 @@
 import type { Scope } from '../../access/scope';
 import { isUniqueViolation } from '../../db';
+import { sqlStatement } from '../../db';
 import type { AppointmentStatus } from '../../db/schema';
 import { AppError, notFound } from '../../errors';
 import { appointmentsInScope } from './appointment-access';
@@ -206,14 +207,125 @@ export async function rescheduleAppointment(
 
 export const PAST_LIMIT = 50;
 
+/** One row of the patient's list: timestamps as UTC text (no Date is built for them), and which list it belongs to. */
+interface ListRow {
+  id: string;
+  patient_id: string;
+  clinician_id: string;
+  starts_at: string;
+  ends_at: string;
+  mode: 'audio' | 'video';
+  reason: string;
+  status: AppointmentStatus;
+  cancelled_by: 'patient' | 'clinician' | 'staff' | null;
+  rescheduled_from: string | null;
+  created_at: string;
+  rescheduled_to: string | null;
+  upcoming: boolean;
+  total: number;
+}
+
+/**
+ * The patient's own appointments (`$1` is always the scope's own patient id: the visibility
+ * predicate of appointmentsInScope, and row-level security applies again), in one statement:
+ *   - upcoming (booked, not yet ended at `$2`) and at most `$3` of the most recent others: a
+ *     long-standing patient's whole history is neither read out nor sent every time;
+ *   - "moved to": a reschedule keeps the patient, so the booking that replaced one of the
+ *     patient's appointments is itself one of them: it is found among the rows already read,
+ *     with no probe per row;
+ *   - timestamps as the text of the UTC time, turned into ISO 8601 below without a Date;
+ *   - `total`: how many appointments the patient has (the audit event's count).
+ * Clinicians' names are not joined here: see clinicianNames.
+ */
+const listMine = sqlStatement<ListRow, [patientId: string, now: Date, pastLimit: number]>(`with mine as materialized (
+    select a.id, a.patient_id, a.clinician_id, a.starts_at, a.ends_at, a.mode, a.reason, a.status, a.cancelled_by,
+           a.rescheduled_from, a.created_at, (a.status = 'booked' and a.ends_at > $2) as upcoming
+    from appointments a
+    where a.patient_id = $1
+  ), ranked as (
+    select mine.*, row_number() over (partition by mine.upcoming order by mine.starts_at desc, mine.id desc) as n,
+           count(*) over () as total
+    from mine
+  )
+  select r.id, r.patient_id, r.clinician_id, (r.starts_at at time zone 'UTC')::text as starts_at,
+         (r.ends_at at time zone 'UTC')::text as ends_at, r.mode, r.reason, r.status, r.cancelled_by,
+         r.rescheduled_from, (r.created_at at time zone 'UTC')::text as created_at, moved_to.id as rescheduled_to,
+         r.upcoming, r.total::int as total
+  from ranked r
+  left join mine moved_to on moved_to.rescheduled_from = r.id
+  where r.upcoming or r.n <= $3
+  order by r.starts_at, r.id`);
+
+// PostgreSQL's text for a timestamp (DateStyle ISO, which the pg driver's own date parsing also
+// requires): 'YYYY-MM-DD HH:MM:SS' and up to six digits of fraction.
+const PG_TIMESTAMP_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?$/;
+
+/** The UTC timestamp's text as Date#toISOString would write it (milliseconds, truncated, and Z). */
+function isoFromUtcText(t: string): string {
+  // Never the value in the message: it is patient data.
+  if (!PG_TIMESTAMP_TEXT.test(t)) throw new Error('unexpected timestamp text from the database');
+  const ms = t.length > 20 ? `${t.slice(20)}00`.slice(0, 3) : '000';
+  return `${t.slice(0, 10)}T${t.slice(11, 19)}.${ms}Z`;
+}
+
+const CLINICIAN_NAME_TTL_MS = 5 * 60_000;
+const clinicianNameCache = new Map<string, { name: string; at: number }>();
+
+/**
+ * Clinicians' display names, cached in the process for a few minutes (they are set when the
+ * account is created and nothing changes them). Only clinician accounts are cached: every patient
+ * may read every clinician's account (policy accounts_clinician_directory), so a name from the
+ * cache discloses nothing the caller's own query could not read. Names not cached are read in the
+ * caller's transaction, under the caller's row-level security; an id the caller cannot read is
+ * left out, as the inner join it replaces would have left out the appointment.
+ */
+async function clinicianNames(scope: Scope, ids: Set<string>): Promise<Map<string, string>> {
+  const now = Date.now();
+  const out = new Map<string, string>();
+  const missing: string[] = [];
+  for (const id of ids) {
+    const hit = clinicianNameCache.get(id);
+    if (hit && now - hit.at < CLINICIAN_NAME_TTL_MS) out.set(id, hit.name);
+    else missing.push(id);
+  }
+  if (missing.length === 0) return out;
+  const rows = await scope.tx.selectFrom('accounts').select(['id', 'kind', 'display_name']).where('id', 'in', missing).execute();
+  if (clinicianNameCache.size > 10_000) clinicianNameCache.clear();
+  for (const r of rows) {
+    out.set(r.id, r.display_name);
+    if (r.kind === 'clinician') clinicianNameCache.set(r.id, { name: r.display_name, at: now });
+  }
+  return out;
+}
+
 export async function listMyAppointments(scope: Scope, now = new Date()) {
   const patientId = requirePatient(scope);
-  const rows = await selectView(scope).orderBy('appointments.starts_at').execute();
-  scope.audit({ action: 'appointment.list', objectType: 'patient', objectId: patientId, patientId, details: { count: rows.length } });
-  const views = rows.map(toView);
-  const upcoming = views.filter((a) => a.status === 'booked' && new Date(a.endsAt).getTime() > now.getTime());
-  // The most recent history; a long-standing patient's full history is not sent every time.
-  const past = views.filter((a) => !upcoming.includes(a)).reverse().slice(0, PAST_LIMIT);
+  const rows = await listMine.run(scope.tx, [patientId, now, PAST_LIMIT]);
+  const names = await clinicianNames(scope, new Set(rows.map((r) => r.clinician_id)));
+  scope.audit({ action: 'appointment.list', objectType: 'patient', objectId: patientId, patientId, details: { count: rows[0]?.total ?? 0 } });
+  const upcoming: AppointmentView[] = [];
+  const past: AppointmentView[] = [];
+  for (const r of rows) {
+    const clinicianName = names.get(r.clinician_id);
+    if (clinicianName === undefined) continue;
+    const view: AppointmentView = {
+      id: r.id,
+      patientId: r.patient_id,
+      clinician: { id: r.clinician_id, displayName: clinicianName },
+      startsAt: isoFromUtcText(r.starts_at),
+      endsAt: isoFromUtcText(r.ends_at),
+      mode: r.mode,
+      reason: r.reason,
+      status: r.status,
+      cancelledBy: r.cancelled_by,
+      rescheduledFrom: r.rescheduled_from,
+      rescheduledTo: r.rescheduled_to,
+      createdAt: isoFromUtcText(r.created_at),
+    };
+    (r.upcoming ? upcoming : past).push(view);
+  }
+  // Upcoming soonest first; past most recent first.
+  past.reverse();
   return { upcoming, past };
 }
 

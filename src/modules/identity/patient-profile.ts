@@ -1,4 +1,5 @@
 import type { Scope } from '../../access/scope';
+import { compileOnce } from '../../db';
 import { notFound } from '../../errors';
 
 /** The visibility predicate for profiles: a patient sees only their own. */
@@ -7,13 +8,17 @@ function ownPatientId(scope: Scope): string {
   return scope.principal.accountId;
 }
 
-async function loadProfile(scope: Scope, patientId: string) {
-  return scope.tx
+// Compiled once (GET /api/profile runs it for every request); runs in the scope's transaction.
+const selectProfile = compileOnce((db, args: { patientId: string }) =>
+  db
     .selectFrom('patient_profiles as p')
     .innerJoin('accounts as a', 'a.id', 'p.account_id')
     .select(['p.account_id', 'p.given_name', 'p.family_name', 'p.date_of_birth', 'p.nhs_number', 'p.created_at', 'a.email'])
-    .where('p.account_id', '=', patientId)
-    .executeTakeFirst();
+    .where('p.account_id', '=', args.patientId),
+);
+
+async function loadProfile(scope: Scope, patientId: string) {
+  return (await selectProfile.run(scope.tx, { patientId }))[0];
 }
 
 function shape(row: NonNullable<Awaited<ReturnType<typeof loadProfile>>>) {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type { Principal } from '../../access/principal';
 import type { RequestContext } from '../../access/request-context';
 import type { Scope, Scopes } from '../../access/scope';
@@ -51,8 +51,8 @@ export class SessionDirectory {
 
   async authenticate(token: string | undefined, request: RequestContext): Promise<AuthenticatedSession | null> {
     if (!token || !isPlausibleToken(token)) return null;
-    const hash = hashSessionToken(token);
-    const key = hash.toString('base64');
+    // The token's SHA-256 (what the database stores), one-shot: this runs for every request.
+    const key = hash('sha256', token, 'base64');
     const now = Date.now();
     const hit = this.cache.get(key);
     if (hit) {
@@ -64,7 +64,7 @@ export class SessionDirectory {
       this.cache.delete(key);
     }
     const row = await this.scopes.run({ kind: 'anonymous' }, request, (scope) =>
-      resolveSessionByHash(scope.tx, hash, Math.floor(this.policy.idleMs / 1000)),
+      resolveSessionByHash(scope.tx, hashSessionToken(token), Math.floor(this.policy.idleMs / 1000)),
     );
     if (!row) return null;
     const session: AuthenticatedSession = {
