@@ -44,7 +44,9 @@ import { startConsultationService } from './support';
  * Knobs: MODEL_RUNS (sequences in all; default 150, for `npm test`), MODEL_LANES (concurrent lanes;
  * 4 suits PostgreSQL, PGlite gains nothing), MODEL_SEED (lane i uses seed + i), MODEL_PATH (with
  * MODEL_SEED and MODEL_LANES=1: replay and shrink one failure), MODEL_STATS=1 (how often each
- * command got each answer), MODEL_CAST_SEQUENCES (sequences per cast; more give longer lists).
+ * command got each answer), MODEL_CAST_SEQUENCES (sequences per cast; more give longer lists),
+ * MODEL_SHRINK_SECONDS (120: how long shrinking may go on after the first disagreement, which is
+ * printed as soon as it happens, before any shrinking).
  *
  *   CI:      TEST_DATABASE=postgres MODEL_RUNS=10000 MODEL_LANES=4 npx vitest run test/consultations/model.test.ts
  *   nightly: the same with MODEL_RUNS=100000 (and MODEL_CAST_SEQUENCES=5 for longer lists)
@@ -62,6 +64,11 @@ const CLINICIANS = 2;
  * the earlier sequences' objects too), at the price of failures that may need those sequences.
  */
 const SEQUENCES_PER_CAST = Math.max(1, Number(process.env.MODEL_CAST_SEQUENCES ?? 1));
+/**
+ * Shrinking replays sequences against the real service and can take long; after this the
+ * smallest failing sequence found so far is reported. The first disagreement is printed at once.
+ */
+const SHRINK_MS = Math.max(0, Number(process.env.MODEL_SHRINK_SECONDS ?? 120)) * 1000;
 /** Casts are made this many at a time (one transaction). */
 const CAST_BATCH = 25;
 const MAX_FUTURE_BOOKINGS = 50;
@@ -875,11 +882,16 @@ async function runLane(lane: number, runs: number, seed: number): Promise<LaneRe
   let cast: LaneCast | null = null;
   let castUses = 0;
   let failedBefore = false;
+  /** When this lane first disagreed: its shrinking is bounded from then on. */
+  let firstFailureAt: number | undefined;
   const property = fc.asyncProperty(
     fc.array(scene, { minLength: 1, maxLength: 2 }),
     fc.commands(commandArbs, { maxCommands: MAX_COMMANDS, size: 'max' }),
     async (scenes, cmds) => {
       if (stopAll) return;
+      // Shrinking past its budget: skip the rest (a skipped run counts as neither pass nor fail),
+      // so fast-check reports the smallest failing sequence found so far.
+      if (firstFailureAt !== undefined && Date.now() - firstFailureAt > SHRINK_MS) fc.pre(false);
       // A fresh cast per sequence (or every few), and always after a failure: shrinking starts clean.
       if (!cast || failedBefore || castUses >= SEQUENCES_PER_CAST || slotHorizonMs(cast) > 16 * 3_600_000) {
         if (pool.length === 0) pool.push(...(await mintCasts<Appt, Cons, Rec>(service, Math.min(CAST_BATCH, Math.max(1, runs)), PATIENTS, CLINICIANS)));
@@ -898,6 +910,11 @@ async function runLane(lane: number, runs: number, seed: number): Promise<LaneRe
         if (errors.length > 0) throw new Error(`the service logged errors:\n${errors.join('\n')}`);
       } catch (err) {
         failedBefore = true;
+        if (firstFailureAt === undefined) {
+          firstFailureAt = Date.now();
+          // Printed now: if shrinking is cut short or the run is killed, this is still on record.
+          console.error(`lane ${lane} (seed ${seed}): first disagreement with the model, before shrinking:\n${(err as Error).message}`);
+        }
         throw err;
       }
     },
