@@ -53,6 +53,8 @@ export const SessionInfo = z.discriminatedUnion('authenticated', [
     }),
     permissions: z.array(z.string()),
     idleTimeoutSeconds: z.number().int(),
+    /** How long before an appointment its consultation opens (the clinic's setting). */
+    consultationJoinEarlySeconds: z.number().int(),
     expiresAt: IsoDateTime,
   }),
 ]);

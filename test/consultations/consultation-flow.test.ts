@@ -40,6 +40,9 @@ describe('joining and running a consultation', () => {
     try {
       const patient = await newPatient(strict);
       const gp = await newGp(strict);
+      // The web app learns the window from the session, to offer "Join" only once it is open.
+      expect((await patient.client.get('/api/session')).body.consultationJoinEarlySeconds).toBe(0);
+      expect((await gp.client.get('/api/session')).body.consultationJoinEarlySeconds).toBe(0);
       const slots = (await patient.client.get(`/api/slots?clinicianId=${gp.id}&limit=20`)).body.slots;
       const later = slots[slots.length - 1];
       const booked = await patient.client.post('/api/appointments', { clinicianId: gp.id, startsAt: later.startsAt, mode: 'audio', reason: 'Rash' });
@@ -51,6 +54,7 @@ describe('joining and running a consultation', () => {
       await strict.close();
     }
     const patient = await newPatient(service);
+    expect((await patient.client.get('/api/session')).body.consultationJoinEarlySeconds).toBe(1440 * 60);
     const gp = await newGp(service);
     const appointmentId = await book(service, patient, gp);
     await patient.client.post(`/api/appointments/${appointmentId}/cancel`);

@@ -20,6 +20,8 @@ export interface SignedInSession {
   account: Account;
   permissions: string[];
   idleTimeoutSeconds: number;
+  /** How long before an appointment its consultation opens. */
+  consultationJoinEarlySeconds: number;
   expiresAt: string;
 }
 

@@ -13,6 +13,6 @@ export const getSession = defineRoute({
   egress: (out) => ('patientId' in out && typeof out.patientId === 'string' ? [out.patientId] : []),
   handler: async ({ scope, session, deps }) => {
     if (!session) return { authenticated: false as const };
-    return describeSession(scope, { csrfToken: csrfTokenFor(session.token), expiresAt: session.expiresAt }, deps.sessions.policy);
+    return describeSession(scope, { csrfToken: csrfTokenFor(session.token), expiresAt: session.expiresAt }, deps.sessions.policy, deps.config.consultations);
   },
 });

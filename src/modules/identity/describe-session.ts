@@ -6,7 +6,12 @@ import { findOwnAccount } from './identity-repo';
 import type { SessionPolicy } from './sessions';
 
 /** "Who am I": the signed-in account as its owner may see it. */
-export async function describeSession(scope: Scope, session: { csrfToken: string; expiresAt: Date }, policy: SessionPolicy) {
+export async function describeSession(
+  scope: Scope,
+  session: { csrfToken: string; expiresAt: Date },
+  policy: SessionPolicy,
+  clinic: { joinEarlyMs: number },
+) {
   const p = scope.principal as AuthenticatedPrincipal;
   const account = await findOwnAccount(scope.tx, p.accountId);
   if (!account) throw notFound();
@@ -25,6 +30,7 @@ export async function describeSession(scope: Scope, session: { csrfToken: string
     },
     permissions: permissionsOf(p),
     idleTimeoutSeconds: Math.floor(policy.idleMs / 1000),
+    consultationJoinEarlySeconds: Math.floor(clinic.joinEarlyMs / 1000),
     expiresAt: session.expiresAt.toISOString(),
     ...(account.kind === 'patient' ? { patientId: account.id } : {}),
   };

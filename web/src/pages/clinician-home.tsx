@@ -24,8 +24,6 @@ import { useClock } from '../use-clock';
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
 const WAITING_ROOM_POLL_MS = 5_000;
-/** A consultation can be opened this long before it starts (the server has the last word). */
-const OPEN_EARLY_MS = 10 * 60_000;
 
 function WaitingRoomRow({ entry, onError }: { entry: WaitingRoomEntry; onError: (message: string) => void }) {
   const navigate = useNavigate();
@@ -140,7 +138,9 @@ function ConsultationRow({
   const [confirming, setConfirming] = useState(false);
   const navigate = useNavigate();
   const started = new Date(c.startsAt).getTime() <= now;
-  const openable = new Date(c.startsAt).getTime() - OPEN_EARLY_MS <= now;
+  // A consultation can be opened this long before it starts (the clinic's setting; the server has the last word).
+  const openEarlyMs = useSignedIn().consultationJoinEarlySeconds * 1000;
+  const openable = new Date(c.startsAt).getTime() - openEarlyMs <= now;
   const status = statusLabel(c, 'clinician', { now });
   const who = `${c.patientName} at ${formatTimeOfDay(c.startsAt)}`;
 

@@ -18,13 +18,11 @@ import { usePageTitle } from '../components/page-title';
 import { SlotPicker, groupSlotsByDay, slotKey } from '../components/slot-picker';
 import { formatTimeOfDay, formatWhen, modeLabel } from '../format';
 import { useApi } from '../use-api';
+import { useSignedIn } from '../session';
 import { useClock } from '../use-clock';
 import { SLOT_GONE, SLOT_LIMIT, zoneHint } from './patient-book';
 
 type Notice = { tone: 'success' | 'info'; text: string };
-
-/** The waiting room opens this long before the appointment (the server has the last word). */
-const JOIN_EARLY_MS = 10 * 60_000;
 
 /** Joins the appointment's consultation and opens the call page; explains when it is not open. */
 function JoinConsultation({ appointment, describedBy }: { appointment: Appointment; describedBy: string }) {
@@ -202,8 +200,10 @@ function UpcomingItem({
   const [error, setError] = useState<string | null>(null);
   const rescheduleButton = useRef<HTMLButtonElement>(null);
   const now = useClock();
+  // The waiting room opens this long before the appointment (the clinic's setting; the server has the last word).
+  const joinEarlyMs = useSignedIn().consultationJoinEarlySeconds * 1000;
   const changeable = appointment.status === 'booked' && new Date(appointment.startsAt).getTime() > now;
-  const joinable = appointment.status === 'booked' && now >= new Date(appointment.startsAt).getTime() - JOIN_EARLY_MS;
+  const joinable = appointment.status === 'booked' && now >= new Date(appointment.startsAt).getTime() - joinEarlyMs;
   const status = statusLabel(appointment, 'patient', { now });
 
   async function cancel() {
