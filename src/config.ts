@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { compileTrust, type TrustedProxies } from './http/client-address';
 import { isValidTimeZone } from './modules/appointments/clinic-time';
 
 const bool = z
@@ -25,7 +26,29 @@ const EnvSchema = z.object({
     .default('confidant_app'),
   SESSION_IDLE_MINUTES: duration.default(30),
   SESSION_ABSOLUTE_HOURS: duration.default(12),
-  TRUST_PROXY: bool.default(false),
+  TRUST_PROXY: z
+    .string()
+    .default('0')
+    .transform((v, ctx) => {
+      const value = v.trim();
+      if (value === '' || value === '0' || value === 'false' || value === 'no') return [];
+      if (value === '1' || value === 'true' || value === 'yes' || /^\d+$/.test(value)) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'name the load balancers instead (addresses, CIDR ranges or loopback/linklocal/uniquelocal, comma-separated): trusting every hop would let any client choose its own address',
+        });
+        return z.NEVER;
+      }
+      const proxies = value.split(',').map((p) => p.trim());
+      try {
+        compileTrust(proxies);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be addresses, CIDR ranges or loopback/linklocal/uniquelocal, comma-separated' });
+        return z.NEVER;
+      }
+      return proxies;
+    }),
   REGISTRATIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(1_000_000).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CLINIC_NAME: z.string().min(1).max(200).default('Confidant Demo Clinic'),
@@ -64,7 +87,8 @@ export interface Config {
   serviceRole: string;
   sessionIdleMs: number;
   sessionAbsoluteMs: number;
-  trustProxy: boolean;
+  /** Load balancers allowed to say who the client is (X-Forwarded-For); none by default. */
+  trustProxy: TrustedProxies;
   /** Patient registrations allowed from one client address per 15 minutes. */
   registrationsPerAddress: number;
   logLevel: string;

@@ -5,6 +5,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { AppError, type ErrorBody } from '../errors';
+import { compileTrust } from './client-address';
 import type { AppDeps } from './app-deps';
 import type { AnyRoute } from './define-route';
 import { buildOpenApi } from './openapi';
@@ -46,7 +47,8 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger,
     genReqId: () => randomUUID(),
-    trustProxy: deps.config.trustProxy,
+    // Only the configured load balancers may say who the client is (client-address.ts).
+    ...(deps.config.trustProxy.length > 0 ? { trustProxy: compileTrust(deps.config.trustProxy) } : {}),
     bodyLimit: JSON_BODY_LIMIT,
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true },

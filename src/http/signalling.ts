@@ -12,6 +12,7 @@ import { signallingMembership } from '../modules/consultations/consultations';
 import type { Peer } from '../modules/consultations/signalling-hub';
 import { SESSION_COOKIE } from '../modules/identity/session-tokens';
 import type { AppDeps } from './app-deps';
+import { clientAddress, compileTrust } from './client-address';
 import { sameOrigin } from './register-route';
 
 const SIGNAL_PATH = /^\/api\/consultations\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/signal\/?$/i;
@@ -32,6 +33,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const hub = deps.consultations.hub;
   const tokens = new Map<Peer, string>();
+  const trust = deps.config.trustProxy.length > 0 ? compileTrust(deps.config.trustProxy) : null;
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const match = SIGNAL_PATH.exec((req.url ?? '').split('?')[0] ?? '');
@@ -39,7 +41,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     const consultationId = match[1]!.toLowerCase();
     const request: RequestContext = {
       requestId: randomUUID(),
-      clientIp: clientIp(req, deps),
+      clientIp: clientAddress(req, trust),
       userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : null,
     };
     void admit(req, consultationId, request).then(
@@ -177,13 +179,4 @@ function refuse(socket: Duplex, status: number, code: string) {
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
-}
-
-function clientIp(req: IncomingMessage, deps: AppDeps): string | null {
-  if (deps.config.trustProxy) {
-    const fwd = req.headers['x-forwarded-for'];
-    const first = typeof fwd === 'string' ? fwd.split(',')[0]?.trim() : undefined;
-    if (first) return first;
-  }
-  return req.socket.remoteAddress ?? null;
 }
