@@ -23,6 +23,9 @@
  *      offset) timed to their first body byte; stream health, the service's RSS, CPU and GCs, the
  *      kernel's TCP counters; then a few seconds more with the profiler on. Then the same streams
  *      against (b), as a control: what this machine and generator manage without the route's work.
+ *      Both ends of every stream are on this machine: run as root, the bench raises the kernel's
+ *      TCP memory limit (net.ipv4.tcp_mem) to about 4 MiB per stream for the run and puts it back
+ *      at the end (bench/lib/replay-tcp-mem.ts); otherwise it says why it left it.
  *
  * Env: BENCH_FILE_MB (50), BENCH_CONNECTIONS (6), BENCH_RANGE_MB (8), BENCH_WARMUP_S (1),
  *      BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_PROFILE_S (3, 0 = skip), BENCH_IDLE_SEEKS (20),
@@ -65,12 +68,15 @@ import {
 import { findNginx, startNginx, type NginxServer } from './lib/replay-nginx';
 import { gcDelta, type GcCounters } from './lib/replay-gc';
 import { createRecording, synthesiseWebm } from './lib/replay-setup';
+import { pagesToMiB, raiseTcpMem, restoreTcpMem, type TcpMemChange } from './lib/replay-tcp-mem';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
 const TARGET_OF_NGINX = 0.4;
 const TARGET_OF_NODE = 0.8;
 const TARGET_SEEK_P99_MS = 50;
+/** Kernel TCP memory to allow per stream (its two sockets, both on this machine): 2,000 streams → about 8 GiB. */
+const TCP_MEM_PER_STREAM = 4 * 1024 * 1024;
 
 function envNum(name: string, def: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -153,6 +159,7 @@ function cleanup(): Promise<void> {
     await dropDatabases(databases.splice(0)).catch((e) => console.error(`dropping bench databases: ${String(e)}`));
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
     tmpDir = null;
+    restoreTcpMem();
   })();
   return cleaning;
 }
@@ -467,6 +474,10 @@ async function main() {
     console.error(`\n!! BENCH FAILED: still running after ${Math.round(budgetMs / 1000)} s; stopping.`);
     void cleanup().finally(() => process.exit(1));
   }, budgetMs);
+  // A signal can land while main is still creating the temporary directory, after cleanup removed none.
+  process.once('exit', () => {
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+  });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       console.error(`\n[bench:replay] ${sig}: cleaning up`);
@@ -495,6 +506,17 @@ async function main() {
       'the load generator runs in this process, on the same machine as the servers: its CPU is reported with every run' +
         (tcp ? `; kernel TCP memory pressure/limit ${tcp.tcpMemMiB[1]}/${tcp.tcpMemMiB[2]} MiB (tcp_mem), tcp_rmem ${tcp.rmem}, tcp_wmem ${tcp.wmem}, somaxconn ${tcp.somaxconn}` : ''),
     );
+    let tcpMemChange: TcpMemChange | null = null;
+    if (opts.streams > 0) {
+      tcpMemChange = raiseTcpMem(opts.streams * TCP_MEM_PER_STREAM);
+      log(
+        tcpMemChange.raised
+          ? `raised the kernel's TCP memory for this run (net.ipv4.tcp_mem, pages): ${tcpMemChange.fromPages.join(' ')} → ${tcpMemChange.toPages.join(' ')} ` +
+              `(pressure/limit ${pagesToMiB(tcpMemChange.fromPages[1]!)}/${pagesToMiB(tcpMemChange.fromPages[2]!)} → ${pagesToMiB(tcpMemChange.toPages[1]!)}/${pagesToMiB(tcpMemChange.toPages[2]!)} MiB); ` +
+              `put back when the bench ends (by hand, should it be killed: sysctl -w net.ipv4.tcp_mem="${tcpMemChange.fromPages.join(' ')}")`
+          : `kernel TCP memory (net.ipv4.tcp_mem) left as it is: ${tcpMemChange.why}`,
+      );
+    }
     // The service holds a socket and an open blob per stream; this process a socket per stream.
     const fdsNeeded = opts.streams * 2 + 500;
     if (opts.streams > 0 && files.soft < fdsNeeded) {
@@ -684,6 +706,7 @@ async function main() {
         nginx: nginxBin.bin ? nginxBin.version : null,
         openFiles: files,
         tcp: tcpSettings(),
+        tcpMemChange,
       },
       recording: { plaintextBytes: size, uploadedBytes: fx.uploadedBytes, durationS: fx.durationS, segmentBytes: SEGMENT_SIZE, sha256: fx.plaintextSha256, setupS: fx.timings },
       targets: {

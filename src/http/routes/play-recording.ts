@@ -32,7 +32,8 @@ export const playRecording = defineRoute({
     const abort = new AbortController();
     let stream;
     try {
-      stream = await openReplayStream(deps.recordings, media, abort.signal);
+      // reply.send pipes the stream into reply.raw, its only consumer (the listener below only counts).
+      stream = await openReplayStream(deps.recordings, media, { signal: abort.signal, sink: reply.raw });
     } catch (err) {
       if (err instanceof TamperError) throw damaged(deps, media, principal, request);
       throw err;

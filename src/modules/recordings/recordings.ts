@@ -598,8 +598,15 @@ export async function prepareReplayMedia(scope: Scope, recordingId: string, rang
  * opened. It resolves once the first segment has been opened and checked (or the whole file has
  * failed its size check), so a damaged recording is answered with an error before any header is
  * sent; damage further in cuts the stream short. Never a byte of unverified plaintext.
+ *
+ * `sink`: the HTTP response the stream will be piped into, as its only consumer; the stream then
+ * reuses the buffers it pushed once the response has passed them on (see RangeStreamSink).
  */
-export async function openReplayStream(deps: RecordingDeps, media: ReplayMedia, signal?: AbortSignal): Promise<Readable> {
+export async function openReplayStream(
+  deps: RecordingDeps,
+  media: ReplayMedia,
+  { signal, sink }: { signal?: AbortSignal; sink?: import('./sealed-segments').RangeStreamSink } = {},
+): Promise<Readable> {
   if (media.keyId !== deps.masterKey.id) throw new TamperError('the recording was sealed under another master key');
   const key = unwrapDataKey(deps.masterKey, media.recordingId, media.wrappedKey);
   let reader: Awaited<ReturnType<BlobStore['open']>>;
@@ -618,6 +625,7 @@ export async function openReplayStream(deps: RecordingDeps, media: ReplayMedia, 
     start: media.start,
     endInclusive: media.end,
     ...(signal ? { signal } : {}),
+    ...(sink ? { sink } : {}),
   });
   stream.once('close', () => {
     key.fill(0);

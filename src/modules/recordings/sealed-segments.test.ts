@@ -2,9 +2,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLocalBlobStore, type BlobReader, type BlobStore } from './blob-store';
 import {
   createSealer,
@@ -65,15 +65,59 @@ function memReader(data: Buffer, opts: MemReaderOptions = {}) {
 }
 
 /** Reads a range, collecting what was emitted before any error. */
-async function collect(opts: RangeStreamOptions): Promise<{ data: Buffer; error: unknown }> {
+function collect(opts: RangeStreamOptions): Promise<{ data: Buffer; error: unknown }> {
+  return drain(openRangeStream(opts));
+}
+
+/** What a stream emitted before any error, and the error. */
+async function drain(stream: Readable): Promise<{ data: Buffer; error: unknown }> {
   const parts: Buffer[] = [];
-  const stream = openRangeStream(opts);
   try {
     for await (const part of stream) parts.push(part as Buffer);
     return { data: Buffer.concat(parts), error: null };
   } catch (error) {
     return { data: Buffer.concat(parts), error };
   }
+}
+
+/**
+ * A sink like an HTTP response on a slow socket: it queues what it is given (writableLength) and
+ * copies each chunk only when its write completes, after a delay, as the kernel would take it.
+ * A buffer the stream reused too early would arrive here with other bytes in it.
+ */
+function slowSink(opts: { delayMs: number; jitter?: () => number; sometimesAtOnce?: () => boolean }) {
+  const parts: Buffer[] = [];
+  const sink = new Writable({
+    highWaterMark: 16 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      // Sometimes taken at once, as a socket with room does (the stream then reads bigger batches).
+      if (opts.sometimesAtOnce?.()) {
+        parts.push(Buffer.from(chunk));
+        cb();
+        return;
+      }
+      setTimeout(
+        () => {
+          parts.push(Buffer.from(chunk));
+          cb();
+        },
+        opts.delayMs + (opts.jitter?.() ?? 0),
+      );
+    },
+  });
+  return { sink, parts };
+}
+
+/** Pipes `stream` (opened with this sink) into a slow sink; what the sink took in, and the stream's error. */
+async function throughSink(stream: Readable, opts: Parameters<typeof slowSink>[0], made = slowSink(opts)): Promise<{ data: Buffer; error: unknown }> {
+  let error: unknown = null;
+  stream.once('error', (e) => (error = e));
+  stream.pipe(made.sink);
+  await new Promise<void>((resolve) => {
+    made.sink.once('finish', () => resolve());
+    stream.once('close', () => setTimeout(resolve, 50));
+  });
+  return { data: Buffer.concat(made.parts), error };
 }
 
 function sealed(size: number, id = randomUUID(), key = randomBytes(32)) {
@@ -204,6 +248,35 @@ describe('round trips and ranges', () => {
       ),
       { numRuns: 150 },
     );
+  });
+
+  it('with a sink: pushed buffers are reused only once passed on (slow sinks, several streams at once, in rounds)', async () => {
+    const n = 40 * S + 777;
+    const { id, key, plain, sealed: blob } = sealed(n);
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const batches = new Set<number>();
+    for (let round = 0; round < 6; round++) {
+      await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          const a = Math.floor(rand() * n);
+          const b = Math.floor(rand() * n);
+          const [start, end] = a <= b ? [a, b] : [b, a];
+          const made = slowSink({ delayMs: 0, jitter: () => Math.floor(rand() * 3), sometimesAtOnce: () => rand() < 0.5 });
+          const reader = memReader(blob, { readInto: true });
+          const stream = openRangeStream({ key, recordingId: id, plaintextSize: n, reader, start, endInclusive: end, sink: made.sink });
+          const { data, error } = await throughSink(stream, { delayMs: 0 }, made);
+          expect(error).toBeNull();
+          expect(data.equals(plain.subarray(start, end + 1)), `${start}-${end}`).toBe(true);
+          for (const c of reader.calls) batches.add(Math.round(c.length / SEALED_SEGMENT_SIZE));
+        }),
+      );
+    }
+    // Small batches and whole ones were read (and pushed through pooled buffers of their sizes).
+    expect(batches.has(1) && batches.has(2) && batches.has(16)).toBe(true);
   });
 
   it('works from the local blob store (readInto path) too', async () => {
@@ -443,7 +516,104 @@ describe('stream behaviour', () => {
     stream.on('data', (b: Buffer) => rest.push(b));
     await new Promise((r) => stream.once('end', r));
     expect(Buffer.concat([first, ...rest]).equals(fixture.plain)).toBe(true);
-    expect(reader.calls.length).toBe(10);
+    // One segment first, then the other 39 in batches of 4.
+    expect(reader.calls.length).toBe(11);
+  });
+
+  it('the first segment is read alone and pushed before the next batch has been read', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const inner = memReader(fixture.sealed, { readInto: true });
+    const reader: BlobReader = {
+      size: inner.size,
+      read: inner.read,
+      close: inner.close,
+      // Every read after the first waits for the gate.
+      readInto: async (target, offset) => {
+        if (inner.calls.length > 0) await gate;
+        return inner.readInto!(target, offset);
+      },
+    };
+    const start = 3 * S + 100;
+    const stream = openRangeStream({ key: fixture.key, recordingId: fixture.id, plaintextSize: n, reader, start, endInclusive: n - 1, batchSegments: 16 });
+    const first = await new Promise<Buffer>((resolve) => stream.once('data', resolve));
+    expect(first.equals(fixture.plain.subarray(start, 4 * S))).toBe(true);
+    expect(inner.calls).toEqual([{ offset: 3 * SEALED_SEGMENT_SIZE, length: SEALED_SEGMENT_SIZE }]);
+    release();
+    const rest: Buffer[] = [];
+    stream.on('data', (b: Buffer) => rest.push(b));
+    await new Promise((r) => stream.once('end', r));
+    expect(Buffer.concat([first, ...rest]).equals(fixture.plain.subarray(start))).toBe(true);
+    // Then whole batches, each pushed as one buffer.
+    expect(inner.calls.map((c) => c.length)).toEqual([SEALED_SEGMENT_SIZE, 16 * SEALED_SEGMENT_SIZE, 16 * SEALED_SEGMENT_SIZE, 4 * SEALED_SEGMENT_SIZE]);
+    expect(rest.map((b) => b.length)).toEqual([16 * S, 16 * S, 4 * S]);
+  });
+
+  it('a consumer taking little per second gets small batches, a fast one whole batches again', async () => {
+    let clock = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    try {
+      const reader = memReader(fixture.sealed, { readInto: true });
+      const stream = openRangeStream({ key: fixture.key, recordingId: fixture.id, plaintextSize: n, reader, start: 0, endInclusive: n - 1, batchSegments: 16 });
+      stream.pause();
+      const next = () =>
+        new Promise<Buffer | null>((resolve) => {
+          const onData = (b: Buffer) => {
+            stream.off('end', onEnd);
+            stream.pause();
+            resolve(b);
+          };
+          const onEnd = () => {
+            stream.off('data', onData);
+            resolve(null);
+          };
+          stream.once('data', onData);
+          stream.once('end', onEnd);
+          stream.resume();
+        });
+      const parts: Buffer[] = [];
+      // Slow: ten seconds per chunk (on the stream's clock).
+      for (let i = 0; i < 6; i++) {
+        parts.push((await next())!);
+        clock += 10_000;
+      }
+      const slowReads = reader.calls.length;
+      // Then fast.
+      for (let b = await next(); b; b = await next()) parts.push(b);
+      expect(Buffer.concat(parts).equals(fixture.plain)).toBe(true);
+      const segs = reader.calls.map((c) => c.length / SEALED_SEGMENT_SIZE);
+      // One segment first; the next batch is whole (nothing known yet); then small while slow, whole again once fast.
+      expect(segs.slice(0, 2)).toEqual([1, 16]);
+      expect(Math.max(...segs.slice(3, slowReads))).toBeLessThanOrEqual(2);
+      expect(segs.slice(slowReads)).toContain(16);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
+  it('a stream piped into something other than its sink does not reuse its buffers', async () => {
+    // A sink that never reports anything queued: reuse by it would hand the slow sink overwritten buffers.
+    const liar = { writableLength: 0, once: () => undefined };
+    const stream = openRangeStream({ key: fixture.key, recordingId: fixture.id, plaintextSize: n, reader: memReader(fixture.sealed, { readInto: true }), start: 5, endInclusive: n - 5, sink: liar });
+    const { data, error } = await throughSink(stream, { delayMs: 1 });
+    expect(error).toBeNull();
+    expect(data.equals(fixture.plain.subarray(5, n - 4))).toBe(true);
+  });
+
+  it('damage in a later batch cuts the stream short after the intact batches, none of its own batch', async () => {
+    const bad = Buffer.from(fixture.sealed);
+    bad[20 * SEALED_SEGMENT_SIZE + 500]! ^= 0x20; // segment 20
+    for (const withSink of [false, true]) {
+      const made = slowSink({ delayMs: 1 });
+      const base = { key: fixture.key, recordingId: fixture.id, plaintextSize: n, reader: memReader(bad, { readInto: true }), start: 0, endInclusive: n - 1, batchSegments: 16 };
+      const stream = openRangeStream(withSink ? { ...base, sink: made.sink } : base);
+      const { data, error } = withSink ? await throughSink(stream, { delayMs: 1 }, made) : await drain(stream);
+      expect(error).toBeInstanceOf(TamperError);
+      // Read by a fast consumer: segment 0, then 1–16, then 17–32 (refused). A slow sink gets smaller batches.
+      if (withSink) expect(data.length % S === 0 && data.length <= 20 * S).toBe(true);
+      else expect(data.length).toBe(17 * S);
+      expect(data.equals(fixture.plain.subarray(0, data.length))).toBe(true);
+    }
   });
 
   it('an abort signal destroys the stream; close waits for the read in flight', async () => {

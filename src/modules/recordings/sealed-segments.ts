@@ -35,7 +35,7 @@ export const TAG_BYTES = 16;
 export const SEGMENT_OVERHEAD = IV_BYTES + TAG_BYTES;
 /** Bytes of a full sealed segment; segment i starts at i * SEALED_SEGMENT_SIZE. */
 export const SEALED_SEGMENT_SIZE = SEGMENT_SIZE + SEGMENT_OVERHEAD;
-/** Sealed segments read from the blob per read: 16 × 64 KiB ≈ 1 MiB (measured; see openRangeStream). */
+/** Most sealed segments read from the blob per read: 16 × 64 KiB ≈ 1 MiB (measured; 32 gained nothing; see openRangeStream). */
 export const READ_BATCH_SEGMENTS = 16;
 
 const ALGORITHM = 'aes-256-gcm';
@@ -228,6 +228,16 @@ export function createSealer(key: Buffer, recordingId: string, totalSize: number
   };
 }
 
+/**
+ * Where a range stream is piped, when that is its only consumer and passes bytes on in the order
+ * it was given them (an HTTP response on a socket). `writableLength` counts the bytes it has been
+ * given and not yet passed on (to the kernel); 'finish' means every byte it was given has been.
+ */
+export interface RangeStreamSink {
+  readonly writableLength: number;
+  once(event: 'finish', listener: () => void): unknown;
+}
+
 export interface RangeStreamOptions {
   /** The recording's data key (32 bytes). It is not copied: keep it intact until the stream closes. */
   key: Buffer;
@@ -242,19 +252,30 @@ export interface RangeStreamOptions {
   endInclusive: number;
   /** Aborting destroys the stream (with an AbortError, as `stream.addAbortSignal` does). */
   signal?: AbortSignal;
-  /** Sealed segments per blob read (default READ_BATCH_SEGMENTS). */
+  /** Most sealed segments per blob read (default READ_BATCH_SEGMENTS). */
   batchSegments?: number;
+  /**
+   * The sink the stream will be piped into, as its only consumer (no other listener may keep what
+   * it emits). The stream then reuses the buffers it pushed once the sink has passed them on (see
+   * RangeStream.outputBuffer); piped anywhere else, it does not.
+   */
+  sink?: RangeStreamSink;
 }
 
 /**
  * A Readable of the plaintext bytes [start, endInclusive] of a sealed recording. It reads only
- * the sealed segments covering the range, `batchSegments` at a time. While one batch is being
- * decrypted the next one is read (so disk and CPU overlap), and no further: at most one batch
- * is read ahead of what the consumer has asked for, whatever its pace (backpressure).
+ * the sealed segments covering the range, a batch at a time: first the one segment holding
+ * `start`, so that the first bytes go out after one small read; then up to `batchSegments`,
+ * fewer for a consumer that takes less than that in about a second (a paced player), so that a
+ * slow stream does not hold megabytes. While one batch is being read and decrypted the next one
+ * is read (so disk and CPU overlap), and no further: at most one batch is read ahead of what the
+ * consumer has asked for, whatever its pace (backpressure).
  *
- * Each segment is decrypted fully and its tag verified before any of its bytes are pushed. A
- * blob whose size is not exactly `sealedSize(plaintextSize)`, a short read or a bad tag
- * destroys the stream with TamperError; what was emitted before came from intact segments.
+ * Each batch is pushed as one buffer, one socket write rather than one per segment. Each segment
+ * is decrypted fully and its tag verified before any of its bytes are written into that buffer,
+ * and the buffer is pushed only once every segment in it verified. A blob whose size is not
+ * exactly `sealedSize(plaintextSize)`, a short read or a bad tag destroys the stream with
+ * TamperError; what was emitted before came from intact segments.
  *
  * 'close' is emitted only once no blob read is in flight, so the caller may then close the
  * reader and wipe the key.
@@ -273,12 +294,73 @@ export function openRangeStream(opts: RangeStreamOptions): Readable {
   return stream;
 }
 
+/** A batch should hold about this much of what its consumer takes per second (see RangeStream.batchAt). */
+const BATCH_SECONDS = 1;
+
+/**
+ * Free buffers of one size, shared by every range stream. A buffer per request lives as long as
+ * the request, long enough to reach V8's old generation, where external memory is freed only by
+ * a mark-compact: dozens per gigabyte served when every request had its own.
+ */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    readonly size: number,
+    /** Bytes kept free by this pool and its siblings, and at most how many. */
+    private readonly kept: { bytes: number; max: number },
+  ) {}
+  take(): Buffer {
+    const buf = this.free.pop();
+    if (!buf) return Buffer.allocUnsafeSlow(this.size);
+    this.kept.bytes -= buf.length;
+    return buf;
+  }
+  giveBack(buf: Buffer): void {
+    if (buf.length !== this.size || this.kept.bytes + buf.length > this.kept.max) return;
+    this.kept.bytes += buf.length;
+    this.free.push(buf);
+  }
+}
+
+/** A pool per batch size (1, 2, 4, … READ_BATCH_SEGMENTS segments), keeping 64 MiB free between them at most. */
+function pools(segmentBytes: number): BufferPool[] {
+  const kept = { bytes: 0, max: 64 * 1024 * 1024 };
+  const out: BufferPool[] = [];
+  for (let n = 1; n <= READ_BATCH_SEGMENTS; n *= 2) out.push(new BufferPool(n * segmentBytes, kept));
+  return out;
+}
+/** Sealed bytes. Never pushed, so reused as soon as a batch has been opened. */
+const READ_POOLS = pools(SEALED_SEGMENT_SIZE);
+/**
+ * Plaintext sizes. Nothing is ever given back to these (sinkFinished): `take` allocates, and a
+ * stream reuses only its own buffers (RangeStream.outputBuffer).
+ */
+const OUTPUT_POOLS = pools(SEGMENT_SIZE);
+
+function poolFor(which: BufferPool[], length: number): BufferPool | null {
+  return which.find((p) => length <= p.size) ?? null;
+}
+
 interface PendingRead {
   first: number;
   last: number;
+  /** Segments the batch was planned for (the last one of a range may have fewer). */
+  planned: number;
   length: number;
   data: Promise<Buffer>;
+  /** The pooled buffer the read fills: given back once the read settled and the batch was opened. */
+  pooled: { buf: Buffer; pool: BufferPool } | null;
 }
+
+/** An output buffer, and the plaintext bytes pushed in all once it had been pushed. */
+interface OutputBuffer {
+  buf: Buffer;
+  pool: BufferPool;
+  pushedThrough: number;
+}
+
+/** Output buffers a stream keeps track of at most (others are left to the garbage collector). */
+const OUTPUT_BUFFERS_TRACKED = 4;
 
 class RangeStream extends Readable {
   private readonly key: Buffer;
@@ -288,6 +370,7 @@ class RangeStream extends Readable {
   private readonly aad: SegmentAad;
   private readonly start: number;
   private readonly end: number;
+  private readonly firstSegment: number;
   private readonly lastSegment: number;
   private readonly batch: number;
   private nextSegment: number;
@@ -300,16 +383,19 @@ class RangeStream extends Readable {
   private wanted = false;
   /** The next batch, read ahead while the current one is decrypted: at most one batch ahead. */
   private ahead: PendingRead | null = null;
-  /**
-   * Two batch buffers, used in turn, when the reader can read into a buffer: allocating a fresh
-   * megabyte per batch costs more (allocation and GC) than the read itself. Safe to reuse because
-   * nothing pushed is a view of them (decipher output is always a fresh buffer).
-   */
-  private readonly buffers: [Buffer | null, Buffer | null] = [null, null];
-  private turn = 0;
+  /** Reuse pushed buffers: there is a sink, and the stream is piped into nothing else. */
+  private sink: RangeStreamSink | null;
+  /** Plaintext bytes pushed so far; when the last batch was pushed, and of how many segments. */
+  private pushed = 0;
+  private lastPushAt = -1;
+  private lastPushSegments = 0;
+  /** Output buffers pushed that the sink may not have passed on yet, oldest first. */
+  private readonly outstanding: OutputBuffer[] = [];
+  /** Output buffers this stream pushed and the sink has passed on: free for its next batches. */
+  private readonly spare: OutputBuffer[] = [];
 
   constructor(opts: RangeStreamOptions, batch: number) {
-    // Segments are pushed whole; one segment is a sensible buffer target.
+    // Batches are pushed whole; one segment is a sensible buffer target.
     super({ highWaterMark: SEGMENT_SIZE });
     this.key = opts.key;
     this.reader = opts.reader;
@@ -318,9 +404,18 @@ class RangeStream extends Readable {
     this.aad = new SegmentAad(opts.recordingId, this.size);
     this.start = opts.start;
     this.end = opts.endInclusive;
-    this.nextSegment = Math.floor(this.start / SEGMENT_SIZE);
+    this.firstSegment = Math.floor(this.start / SEGMENT_SIZE);
+    this.nextSegment = this.firstSegment;
     this.lastSegment = Math.floor(this.end / SEGMENT_SIZE);
     this.batch = batch;
+    this.sink = opts.sink ?? null;
+    this.sink?.once('finish', () => this.sinkFinished());
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
+    // Reused buffers are safe only where the sink's accounting covers every consumer.
+    if ((destination as unknown) !== this.sink) this.stopReusing();
+    return super.pipe(destination, options);
   }
 
   override _read(): void {
@@ -332,23 +427,53 @@ class RangeStream extends Readable {
     this.pumping = this.pump();
   }
 
+  /**
+   * Segments for the batch starting at `first`: one for the first (the first bytes soon), and one
+   * while the sink still holds bytes it was given (its consumer, not this stream, is behind:
+   * whatever is read now would only wait, holding memory). Otherwise what the consumer took in
+   * about BATCH_SECONDS, judged by how long it took the last batch (a batch is read only once the
+   * consumer has asked for more), as a power of two up to `batch`: a megabyte for anything faster
+   * than a megabyte a second, one or two segments for a player pacing itself at 1 Mbit/s.
+   */
+  private batchAt(first: number): number {
+    if (first === this.firstSegment || (this.sink && this.sink.writableLength > 0)) return 1;
+    if (this.lastPushAt < 0) return this.batch;
+    const seconds = Math.max(performance.now() - this.lastPushAt, 1) / 1000;
+    const fits = (n: number) => n <= (this.lastPushSegments / seconds) * BATCH_SECONDS * Math.SQRT2;
+    if (fits(this.batch)) return this.batch;
+    let n = 1;
+    while (n * 2 < this.batch && fits(n * 2)) n *= 2;
+    return n;
+  }
+
   private readAt(first: number): PendingRead {
-    const last = Math.min(this.lastSegment, first + this.batch - 1);
+    const planned = this.batchAt(first);
+    const last = Math.min(this.lastSegment, first + planned - 1);
     const length = (last - first) * SEALED_SEGMENT_SIZE + segmentPlainLength(this.size, this.count, last) + SEGMENT_OVERHEAD;
     const offset = first * SEALED_SEGMENT_SIZE;
     let data: Promise<Buffer>;
+    let pooled: PendingRead['pooled'] = null;
     if (this.reader.readInto) {
-      const which = this.turn;
-      this.turn ^= 1;
-      let buf = this.buffers[which];
-      if (!buf || buf.length < length) buf = this.buffers[which] = Buffer.allocUnsafe(Math.min(this.batch, this.lastSegment - first + 1) * SEALED_SEGMENT_SIZE);
-      const target = buf.subarray(0, length);
+      // Nothing pushed is a view of a read buffer: segments are opened into output buffers.
+      const pool = poolFor(READ_POOLS, planned * SEALED_SEGMENT_SIZE);
+      if (pool) pooled = { buf: pool.take(), pool };
+      const target = pooled ? pooled.buf.subarray(0, length) : Buffer.allocUnsafe(length);
       data = this.reader.readInto(target, offset).then((n) => target.subarray(0, n));
     } else {
       data = this.reader.read(offset, length);
     }
     data.catch(() => undefined); // a read-ahead nobody awaits (the stream was destroyed) must not be an unhandled rejection
-    return { first, last, length, data };
+    return { first, last, planned, length, data, pooled };
+  }
+
+  /**
+   * Gives back the buffer of a read that has settled and whose bytes were opened or never will be.
+   * Were a read buffer ever handed out twice, the bytes read into it would fail their tags
+   * (TamperError): they could not open under another recording's key.
+   */
+  private static settled(read: PendingRead): void {
+    if (read.pooled) read.pooled.pool.giveBack(read.pooled.buf);
+    read.pooled = null;
   }
 
   private async pump(): Promise<void> {
@@ -362,13 +487,19 @@ class RangeStream extends Readable {
           this.sizeChecked = true;
         }
         const cur = this.ahead ?? this.readAt(this.nextSegment);
-        this.ahead = null;
-        const sealed = await cur.data;
-        if (this.destroyed) return;
-        if (sealed.length !== cur.length) throw new TamperError('the sealed recording is truncated');
-        this.nextSegment = cur.last + 1;
-        if (this.nextSegment <= this.lastSegment) this.ahead = this.readAt(this.nextSegment);
-        this.openAndPush(cur, sealed);
+        // The next batch is read while this one is read and opened: the consumer asked for this
+        // one, so that is one batch ahead and no more. For the first, small, batch it means the
+        // second follows at once, not a turn of a busy event loop later.
+        this.ahead = cur.last < this.lastSegment ? this.readAt(cur.last + 1) : null;
+        try {
+          const sealed = await cur.data;
+          if (this.destroyed) return;
+          if (sealed.length !== cur.length) throw new TamperError('the sealed recording is truncated');
+          this.nextSegment = cur.last + 1;
+          this.openAndPush(cur, sealed);
+        } finally {
+          RangeStream.settled(cur); // awaited above, or the await threw
+        }
         if (this.destroyed) return;
         if (this.nextSegment > this.lastSegment) {
           this.push(null);
@@ -384,8 +515,16 @@ class RangeStream extends Readable {
     }
   }
 
-  /** Opens each segment of the batch and pushes its part of the range, only after its tag verified. */
+  /**
+   * Opens each segment of the batch into one output buffer and pushes the batch's part of the range
+   * as that one buffer. A segment's bytes are written only after its tag verified, and nothing is
+   * pushed unless every segment of the batch verified.
+   */
   private openAndPush(cur: PendingRead, sealed: Buffer): void {
+    const from = Math.max(this.start, cur.first * SEGMENT_SIZE);
+    const to = Math.min(this.end + 1, cur.last * SEGMENT_SIZE + segmentPlainLength(this.size, this.count, cur.last));
+    const out = this.outputBuffer(cur.planned, to - from);
+    let filled = 0;
     let at = 0;
     for (let i = cur.first; i <= cur.last; i++) {
       const plainLen = segmentPlainLength(this.size, this.count, i);
@@ -393,19 +532,63 @@ class RangeStream extends Readable {
       at += piece.length;
       const plain = openSealed(this.key, this.aad.setSegment(i, i === this.count - 1), piece, `segment ${i}`);
       const segStart = i * SEGMENT_SIZE;
-      const from = Math.max(this.start - segStart, 0);
-      const to = Math.min(this.end - segStart + 1, plainLen);
-      this.push(from === 0 && to === plain.length ? plain : plain.subarray(from, to));
-      if (this.destroyed) return;
+      // The decipher's own buffer is garbage at once, so it is collected young (see outputBuffer).
+      filled += plain.copy(out.buf, filled, Math.max(from - segStart, 0), Math.min(to - segStart, plainLen));
     }
+    this.pushed += filled;
+    this.lastPushAt = performance.now();
+    this.lastPushSegments = cur.last - cur.first + 1;
+    if (out.pool && this.sink) {
+      this.outstanding.push({ buf: out.buf, pool: out.pool, pushedThrough: this.pushed });
+      if (this.outstanding.length > OUTPUT_BUFFERS_TRACKED) this.outstanding.shift();
+    }
+    this.push(out.buf.length === filled ? out.buf : out.buf.subarray(0, filled));
+  }
+
+  /**
+   * A buffer for `size` bytes of a batch planned for `planned` segments. Without a sink, a fresh
+   * one. With a sink, one from a pool, and the buffers pushed are reused:
+   *
+   * by this stream only, once the sink has passed each on. What is still queued (here and in the
+   * sink) is the last bytes pushed, in order, so a buffer followed by at least as many pushed
+   * bytes as are queued is referenced by no one any more. Never by another stream (sinkFinished).
+   *
+   * A buffer this stream lost track of, or still holds when the sink closes without finishing,
+   * is left to the garbage collector.
+   */
+  private outputBuffer(planned: number, size: number): { buf: Buffer; pool: BufferPool | null } {
+    const pool = this.sink ? poolFor(OUTPUT_POOLS, planned * SEGMENT_SIZE) : null;
+    if (!pool) return { buf: Buffer.allocUnsafeSlow(size), pool: null };
+    const queued = this.readableLength + this.sink!.writableLength;
+    while (this.outstanding.length > 0 && this.pushed - this.outstanding[0]!.pushedThrough >= queued) this.spare.push(this.outstanding.shift()!);
+    // A stream that slowed down to smaller batches lets its bigger buffers go.
+    for (let i = this.spare.length - 1; i >= 0; i--) if (this.spare[i]!.pool.size > pool.size) this.spare.splice(i, 1);
+    const mine = this.spare.findIndex((s) => s.pool === pool);
+    if (mine >= 0) return this.spare.splice(mine, 1)[0]!;
+    if (this.spare.length > OUTPUT_BUFFERS_TRACKED) this.spare.shift();
+    return { buf: pool.take(), pool };
+  }
+
+  private stopReusing(): void {
+    this.sink = null;
+    this.outstanding.length = 0;
+    this.spare.length = 0;
+  }
+
+  private sinkFinished(): void {
+    // Plaintext buffers are never handed to another stream, even once this one is done with them:
+    // a buffer that held one patient's recording must not be able to end up in another's replay,
+    // whatever a future change to the accounting above gets wrong. They go to the garbage collector.
+    this.stopReusing();
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // Let in-flight reads settle first, so that after 'close' nothing touches the reader or the key.
     const waits: Promise<unknown>[] = [];
     if (this.pumping) waits.push(this.pumping);
-    if (this.ahead) waits.push(this.ahead.data);
+    const ahead = this.ahead;
     this.ahead = null;
+    if (ahead) waits.push(ahead.data.finally(() => RangeStream.settled(ahead)));
     if (waits.length === 0) cb(err);
     else void Promise.allSettled(waits).then(() => cb(err));
   }
