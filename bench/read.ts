@@ -288,6 +288,12 @@ function printProfile(p: ProfileRecord) {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+  const bk = Object.entries(p.pg.batchedKinds ?? {}).sort((x, y) => y[1] - x[1]);
+  if (bk.length) console.log(`batched in front of those, per request: ${bk.map(([k, n]) => `${k} ${fmt(n / p.requests, 2)}`).join(', ')}`);
+  const rb = p.pg.readBatches;
+  if (rb?.batches) {
+    console.log(`multiplexed reads: ${rb.reads} reads in ${rb.batches} batches (${fmt(rb.reads / rb.batches, 1)} reads per batch, one round trip each)`);
+  }
   if (p.pg.chainLockHold.count) {
     const util = p.pg.chainLockHold.totalMs / p.pg.wallMs;
     console.log(

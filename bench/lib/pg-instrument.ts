@@ -44,6 +44,11 @@ export interface PgProfile {
   batchedStatements?: number;
   /** Those statements by kind. */
   batchedKinds?: Record<string, number>;
+  /**
+   * Multiplexed read batches (src/db/pg-pipeline.ts, ReadMultiplexer): each carries several
+   * reads, each its own BEGIN READ ONLY … COMMIT; counted as one round trip.
+   */
+  readBatches?: { batches: number; reads: number };
   /** The first text seen of each kind of statement (up to 2,000 characters), to see what was sent. */
   examples?: Record<string, string>;
 }
@@ -147,6 +152,8 @@ export function instrumentPg() {
   let auditTxs: number[] = [];
   let batched = 0;
   let batchedKinds: Record<string, number> = {};
+  let readBatches = 0;
+  let readsBatched = 0;
   let examples: Record<string, string> = {};
   const marks = new WeakMap<object, TxMarks>();
 
@@ -155,12 +162,20 @@ export function instrumentPg() {
     if (!on) return origQuery.apply(this, args);
     const first = args[0];
     const text = typeof first === 'string' ? first : typeof (first as { text?: unknown })?.text === 'string' ? (first as { text: string }).text : '';
-    const { kind, begins, ends } = classify(text);
-    if (!(kind in examples)) examples[kind] = text.slice(0, 2000);
     // A pipelined batch (src/db/pg-pipeline.ts) carries the statements sent in front of the main
     // one: as `held`, or (since prepared statements) as `steps` ending with the main statement.
     const batch = first as { held?: unknown; steps?: unknown } | undefined;
     const held = Array.isArray(batch?.held) ? batch.held : Array.isArray(batch?.steps) ? batch.steps.slice(0, -1) : undefined;
+    const reads = held ? (held as { text?: unknown }[]).filter((h) => h?.text === 'begin read only').length : 0;
+    let { kind, begins, ends } = classify(text);
+    if (reads > 0) {
+      // Several read transactions, each begun and committed inside the batch.
+      kind = 'multiplexed read batch';
+      begins = ends = false;
+      readBatches++;
+      readsBatched += reads;
+    }
+    if (!(kind in examples)) examples[kind] = text.slice(0, 2000);
     if (held) {
       batched += held.length;
       for (const h of held as { text?: unknown; values?: unknown }[]) {
@@ -242,6 +257,8 @@ export function instrumentPg() {
       auditTxs = [];
       batched = 0;
       batchedKinds = {};
+      readBatches = 0;
+      readsBatched = 0;
       examples = {};
       startedAt = performance.now();
       on = true;
@@ -269,6 +286,7 @@ export function instrumentPg() {
         audit: { inserts: auditInserts, rows: auditRows },
         batchedStatements: batched,
         batchedKinds,
+        readBatches: { batches: readBatches, reads: readsBatched },
         examples,
       };
     },

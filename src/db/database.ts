@@ -16,10 +16,10 @@ import {
 import pg from 'pg';
 import { lockDataDir } from './data-dir-lock';
 import { migrate } from './migrate';
-import { AT_END, PipelineDriver, type PipelinedConnection } from './pg-pipeline';
+import { AT_END, MultiplexedRead, PipelineDriver, ReadMultiplexer, type PipelinedConnection, type StatementRunner } from './pg-pipeline';
 
 const PIPELINED = Symbol('confidant.pipelined');
-/** On a PostgreSQL transaction's handle: the one lease it is bound to. */
+/** On a PostgreSQL transaction's handle: what it runs its statements on (its lease, or its multiplexed read). */
 const LEASE = Symbol('confidant.lease');
 import { PGliteDialect } from './pglite-dialect';
 import type { DB } from './schema';
@@ -51,7 +51,9 @@ export interface Database {
   readonly kind: 'pglite' | 'postgres';
   /**
    * Runs `fn` in one transaction as the service role, with the principal set for RLS.
-   * `readOnly` makes the database refuse any write in it.
+   * `readOnly` makes the database refuse any write in it; on PostgreSQL a read's statements then
+   * each run in a READ ONLY transaction of their own, multiplexed with other reads (see
+   * runMultiplexedRead: at READ COMMITTED they see what they would in one transaction).
    */
   transaction<T>(principal: TxPrincipal, fn: (tx: Tx) => Promise<T>, opts?: { readOnly?: boolean }): Promise<T>;
   /** Owner connection: migrations, operator maintenance, tests. Never for request work. */
@@ -120,30 +122,26 @@ async function runTransaction<T>(
 
 /**
  * The same on PostgreSQL, where round trips cost: the opening (BEGIN and the settings) is held
- * back and sent in one batch with the first real statement; a read-only transaction's COMMIT is
- * not waited for (it has nothing to make durable, and its audit events are committed separately
- * before anyone answers). The connection is leased from the driver directly and the
- * transaction's Kysely handle is bound to that one lease (what Kysely's connection() builds,
- * without its per-call machinery); once the transaction ends the lease is released, and the
- * handle refuses any further statement.
+ * back and sent in one batch with the first real statement. The connection is leased from the
+ * driver directly and the transaction's Kysely handle is bound to that one lease (what Kysely's
+ * connection() builds, without its per-call machinery); once the transaction ends the lease is
+ * released, and the handle refuses any further statement.
  */
 async function runPipelinedTransaction<T>(
   pg: { driver: PipelineDriver; bind: (conn: PipelinedConnection) => Tx },
   serviceRole: string,
   p: TxPrincipal,
   fn: (tx: Tx) => Promise<T>,
-  readOnly: boolean,
 ): Promise<T> {
   const conn = await pg.driver.acquireConnection();
   try {
-    conn.defer(readOnly ? 'begin read only' : 'begin', NO_VALUES);
-    conn.defer(SET_PRINCIPAL_SQL, [serviceRole, p.kind, p.id ?? '', p.role ?? '', p.sessionId ?? '', p.reason ?? '']);
+    conn.defer('begin', NO_VALUES);
+    conn.defer(SET_PRINCIPAL_SQL, principalValues(serviceRole, p));
     const tx = pg.bind(conn);
     let result: T;
     try {
       result = await fn(tx);
-      // A read-only COMMIT is not waited for (see runTransaction).
-      await conn.end(readOnly ? 'commit-nowait' : 'commit');
+      await conn.end('commit');
     } catch (err) {
       await conn.end('rollback').catch(() => {});
       throw err;
@@ -152,6 +150,32 @@ async function runPipelinedTransaction<T>(
   } finally {
     conn.release();
   }
+}
+
+/**
+ * A read on PostgreSQL: each of its statements runs as its own READ ONLY transaction with the
+ * principal set, multiplexed with other requests' reads (src/db/pg-pipeline.ts, ReadMultiplexer).
+ * At READ COMMITTED every statement already takes its own snapshot, so a read's statements see
+ * what they would in one transaction; what differs is only that now() is per statement. A read
+ * holds no connection between its statements, and its audit events are committed separately
+ * before anyone answers (src/access/scope.ts).
+ */
+async function runMultiplexedRead<T>(
+  pg: { mux: ReadMultiplexer; bind: (conn: MultiplexedRead) => Tx },
+  serviceRole: string,
+  p: TxPrincipal,
+  fn: (tx: Tx) => Promise<T>,
+): Promise<T> {
+  const conn = new MultiplexedRead(pg.mux, [{ text: SET_PRINCIPAL_SQL, values: principalValues(serviceRole, p) }]);
+  try {
+    return await fn(pg.bind(conn));
+  } finally {
+    conn.end();
+  }
+}
+
+function principalValues(serviceRole: string, p: TxPrincipal): unknown[] {
+  return [serviceRole, p.kind, p.id ?? '', p.role ?? '', p.sessionId ?? '', p.reason ?? ''];
 }
 const NO_VALUES: readonly unknown[] = [];
 
@@ -195,7 +219,7 @@ function runCompiled<R>(tx: Tx, template: CompiledQuery<R>, parameters: unknown[
   // On PostgreSQL, straight to the transaction's own lease (the statement is already compiled, and
   // there are no plugins): the pg client still runs its statements one at a time, in call order,
   // and a lease that has ended refuses them.
-  const lease = (tx as unknown as { [LEASE]?: PipelinedConnection })[LEASE];
+  const lease = (tx as unknown as { [LEASE]?: StatementRunner })[LEASE];
   if (lease) return lease.query<R>(template.sql, parameters).then((r) => r.rows);
   const query: CompiledQuery<R> = { sql: template.sql, parameters, query: template.query, queryId: template.queryId };
   return tx.executeQuery(query).then((r) => r.rows);
@@ -282,6 +306,7 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
   pg.types.setTypeParser(1082, parsers[1082]);
   const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize, application_name: 'confidant' });
   const driver = new PipelineDriver(pool);
+  const mux = new ReadMultiplexer(pool, opts.poolSize);
   const dialect: Dialect = {
     createAdapter: () => new PostgresAdapter(),
     createDriver: () => driver,
@@ -290,17 +315,16 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
   };
   const kysely = new Kysely<DB>({ dialect });
   const executor = kysely.getExecutor();
-  const txHandles = {
-    driver,
-    // What Kysely's connection().execute() builds, without its per-call machinery.
-    bind: (conn: PipelinedConnection): Tx => {
-      const tx = new Kysely<DB>({ config: { dialect }, dialect, driver, executor: executor.withConnectionProvider(new SingleConnectionProvider(conn)) });
-      const marks = tx as unknown as { [PIPELINED]?: boolean; [LEASE]?: PipelinedConnection };
-      marks[PIPELINED] = true;
-      marks[LEASE] = conn;
-      return tx;
-    },
+  // What Kysely's connection().execute() builds, without its per-call machinery.
+  const bind = (conn: PipelinedConnection | MultiplexedRead): Tx => {
+    const tx = new Kysely<DB>({ config: { dialect }, dialect, driver, executor: executor.withConnectionProvider(new SingleConnectionProvider(conn)) });
+    const marks = tx as unknown as { [PIPELINED]?: boolean; [LEASE]?: StatementRunner };
+    marks[PIPELINED] = true;
+    marks[LEASE] = conn;
+    return tx;
   };
+  const writes = { driver, bind };
+  const reads = { mux, bind };
   let ownerKysely: Kysely<DB> | undefined;
   const listeners = new Set<() => Promise<void>>();
   const owner = () =>
@@ -314,7 +338,8 @@ async function openPostgres(opts: Extract<DatabaseOptions, { kind: 'postgres' }>
     get owner() {
       return owner();
     },
-    transaction: (principal, fn, o) => runPipelinedTransaction(txHandles, opts.serviceRole, principal, fn, o?.readOnly ?? false),
+    transaction: (principal, fn, o) =>
+      o?.readOnly ? runMultiplexedRead(reads, opts.serviceRole, principal, fn) : runPipelinedTransaction(writes, opts.serviceRole, principal, fn),
     migrate: () => migrate(owner() as Kysely<unknown>, opts.serviceRole),
     inspectServiceRole: async () => {
       const { rows } = await sql<RoleReport>`

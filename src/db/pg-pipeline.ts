@@ -16,55 +16,28 @@ const { prepareValue } = require('pg/lib/utils.js') as { prepareValue: (v: unkno
  * Markers the transaction runner puts in front of a statement (src/db/database.ts).
  * DEFER: hold it and send it in the same batch as the next real statement.
  * END: COMMIT or ROLLBACK; skipped when nothing of the transaction was ever sent.
- * NOWAIT: a read-only COMMIT. It has nothing to make durable, so it is not sent on its own:
- *   it travels at the front of the connection's next batch (COMMIT, then the next user's
- *   BEGIN), or after OWED_COMMIT_FLUSH_MS if the connection sits idle. Until then the read
- *   transaction stays open, holding nothing but its snapshot; its principal settings are
- *   transaction-local and end with it, before the next BEGIN.
  */
 export const DEFER = '/*confidant:defer*/';
 /** A statement that must run, held to travel with the transaction's END in one batch. */
 export const AT_END = '/*confidant:at-end*/';
 export const END = '/*confidant:end*/';
-export const NOWAIT = '/*confidant:nowait*/';
+const MARKERS = [DEFER, AT_END, END];
 
-interface Statement {
+export interface Statement {
   text: string;
   values: readonly unknown[];
   /** Held with AT_END: must run even though no later statement comes. */
   required?: boolean;
+  /** Its rows are wanted (the batch's last statement always is). */
+  describe?: boolean;
 }
 
 const EMPTY: PostgresQueryResult<never> = { command: 'SELECT', rowCount: 0, rows: [] };
+const BEGIN_READ_ONLY: Statement = { text: 'begin read only', values: [] };
 const COMMIT: Statement = { text: 'commit', values: [] };
-/**
- * How long an idle connection may owe its read-only COMMIT. Under load a connection is reused
- * well within this, and the COMMIT rides in front of its next batch for free; every flush on its
- * own is one more write, wake-up and answer. 10 ms sent one for about one request in ten at 2,000
- * requests/s over 20 connections (pg-pool hands out the most recently used connection first, so
- * the others idle longer); 50 ms keeps them rare. The cost: an idle connection may keep a read
- * snapshot for up to 50 ms.
- */
-export const OWED_COMMIT_FLUSH_MS = 50;
-/** Idle connections that owe a COMMIT, with when they were released (at most the pools' sizes). */
-const flushPending = new Map<pg.PoolClient, number>();
-/**
- * One timer for all of them, running only while some connection owes (a timer per release cost
- * a Timeout object for every read).
- */
-let sweeper: NodeJS.Timeout | undefined;
-function sweep() {
-  const due = performance.now() - OWED_COMMIT_FLUSH_MS;
-  for (const [client, since] of flushPending) if (since <= due) void flushOwedCommit(client);
-  if (flushPending.size === 0 && sweeper) {
-    clearInterval(sweeper);
-    sweeper = undefined;
-  }
-}
 
 /** Per physical connection (pool wrappers come and go). */
 interface ConnectionState {
-  owesCommit: boolean;
   /** Statement text → name of the server-side prepared statement on this connection. */
   prepared: Map<string, string>;
   /** Names ever issued on this connection (never reused, so a half-failed batch cannot clash). */
@@ -73,7 +46,7 @@ interface ConnectionState {
 const states = new WeakMap<pg.PoolClient, ConnectionState>();
 function stateOf(client: pg.PoolClient): ConnectionState {
   let s = states.get(client);
-  if (!s) states.set(client, (s = { owesCommit: false, prepared: new Map(), issued: 0 }));
+  if (!s) states.set(client, (s = { prepared: new Map(), issued: 0 }));
   return s;
 }
 
@@ -103,33 +76,16 @@ function preparedName(state: ConnectionState, text: string): { name: string; par
   return { name, parse: true };
 }
 
-/** Takes the owed COMMIT, if any, so that the caller sends it first. */
-function takeOwedCommit(client: pg.PoolClient): Statement[] {
-  const s = stateOf(client);
-  if (!s.owesCommit) return [];
-  s.owesCommit = false;
-  flushPending.delete(client);
-  return [COMMIT];
-}
-
-/** Sends an owed COMMIT now, on its own. */
-function flushOwedCommit(client: pg.PoolClient): Promise<void> {
-  const owed = takeOwedCommit(client);
-  // Errors surface on the client (a lost connection), which the pool then discards.
-  return owed.length ? client.query(COMMIT.text).then(() => undefined, () => undefined) : Promise.resolve();
-}
-
 /**
  * One extended-protocol batch: Parse (unless this connection has it prepared)/Bind/Execute for
- * each statement, Describe for the last one only (the one whose rows the caller gets; the
- * statements in front of it, BEGIN, the principal, an owed COMMIT, return none that anyone
- * reads), then a single Sync. One write, one round trip, parameters kept as parameters. An error
+ * each statement, Describe for the last one and those marked `describe` (the ones whose rows
+ * someone reads; BEGIN, the principal settings, COMMIT return none), then a single Sync. One write, one round trip, parameters kept as parameters. An error
  * stops the batch at that statement (the backend skips to Sync).
  */
 class PipelinedQuery extends (pg.Query as unknown as new (config: object, values?: unknown, cb?: unknown) => {
   prepare(connection: unknown): void;
 }) {
-  private readonly steps: { text: string; name: string; parse: boolean; values: unknown[] }[];
+  private readonly steps: { text: string; name: string; parse: boolean; values: unknown[]; describe: boolean }[];
   constructor(
     state: ConnectionState,
     statements: Statement[],
@@ -139,9 +95,10 @@ class PipelinedQuery extends (pg.Query as unknown as new (config: object, values
     super({ text: main.text, values: main.values, queryMode: 'extended' }, undefined, callback);
     // Values are mapped before anything is written: a value that cannot be sent fails the
     // whole batch here, never half-way through the socket.
-    this.steps = statements.map((s) => {
+    const last = statements.length - 1;
+    this.steps = statements.map((s, i) => {
       const { name, parse } = preparedName(state, s.text);
-      return { text: s.text, name, parse, values: s.values.map((v) => prepareValue(v)) };
+      return { text: s.text, name, parse, values: s.values.map((v) => prepareValue(v)), describe: i === last || s.describe === true };
     });
   }
 
@@ -162,17 +119,23 @@ class PipelinedQuery extends (pg.Query as unknown as new (config: object, values
       const s = this.steps[i]!;
       if (s.parse) connection.parse({ text: s.text, name: s.name });
       connection.bind({ portal: '', statement: s.name, values: s.values });
-      if (i === last) connection.describe({ type: 'P', name: '' });
+      if (s.describe) connection.describe({ type: 'P', name: '' });
       connection.execute({ portal: '', rows: 0 });
     }
     connection.sync();
   }
 }
 
-function runPipelined(client: pg.PoolClient, held: Statement[], main: Statement): Promise<PostgresQueryResult<unknown>> {
+/**
+ * Sends `statements` as one batch; resolves with one result per statement, in order. pg opens a
+ * new result at every CommandComplete after the first (and at every RowDescription that follows
+ * one), and every statement that ran sends exactly one CommandComplete: so the results line up
+ * with the statements, and a batch whose count differs is refused rather than guessed at.
+ */
+function runBatch(client: pg.PoolClient, statements: Statement[]): Promise<pg.QueryResult[]> {
   const state = stateOf(client);
   return new Promise((resolve, reject) => {
-    const q: PipelinedQuery = new PipelinedQuery(state, [...held, main], (err, results) => {
+    const q: PipelinedQuery = new PipelinedQuery(state, statements, (err, results) => {
       if (err) {
         // Which of this batch's Parse messages succeeded is unknown: parse those texts again
         // next time, under new names.
@@ -180,21 +143,33 @@ function runPipelined(client: pg.PoolClient, held: Statement[], main: Statement)
         return reject(err);
       }
       const all = (Array.isArray(results) ? results : [results]) as pg.QueryResult[];
-      const last = all[all.length - 1]!;
-      resolve({ command: last.command as PostgresQueryResult<unknown>['command'], rowCount: last.rowCount ?? 0, rows: last.rows });
+      if (all.length !== statements.length) {
+        return reject(new Error(`pipelined batch: ${statements.length} statements sent, ${all.length} results received`));
+      }
+      resolve(all);
     });
     client.query(q as unknown as pg.QueryConfig);
   });
 }
 
+async function runPipelined(client: pg.PoolClient, held: Statement[], main: Statement): Promise<PostgresQueryResult<unknown>> {
+  const all = await runBatch(client, [...held, main]);
+  const last = all[all.length - 1]!;
+  return { command: last.command as PostgresQueryResult<unknown>['command'], rowCount: last.rowCount ?? 0, rows: last.rows };
+}
+
+/** What a transaction's Kysely handle runs its statements on (src/db/database.ts binds one). */
+export interface StatementRunner {
+  query<R>(text: string, values: readonly unknown[]): Promise<PostgresQueryResult<R>>;
+}
+
 /**
  * One lease of a pooled connection, as Kysely's DatabaseConnection. It pipelines a transaction's
- * opening (held statements travel with the first real one), sends statements held for COMMIT
- * together with it, and owes a read-only COMMIT to the connection's next batch (see NOWAIT).
- * Once released it refuses every statement, so a transaction handle kept past its end cannot
- * run anything on a connection that now serves someone else.
+ * opening (held statements travel with the first real one) and sends statements held for COMMIT
+ * together with it. Once released it refuses every statement, so a transaction handle kept past
+ * its end cannot run anything on a connection that now serves someone else.
  */
-export class PipelinedConnection implements DatabaseConnection {
+export class PipelinedConnection implements DatabaseConnection, StatementRunner {
   private held: Statement[] = [];
   private client: pg.PoolClient | undefined;
 
@@ -213,19 +188,15 @@ export class PipelinedConnection implements DatabaseConnection {
     this.held.push({ text, values });
   }
 
-  /**
-   * Ends the transaction: `commit`, `rollback`, or `commit-nowait` (a read-only COMMIT, owed to
-   * the connection's next batch). Statements held for COMMIT travel with it in one batch.
-   */
-  async end(how: 'commit' | 'rollback' | 'commit-nowait'): Promise<void> {
+  /** Ends the transaction. Statements held for COMMIT travel with it in one batch. */
+  async end(how: 'commit' | 'rollback'): Promise<void> {
     const client = this.live();
-    const text = how === 'rollback' ? 'rollback' : 'commit';
     if (this.held.some((h) => h.required)) {
       // The held statements and the COMMIT (or ROLLBACK) in one batch: a lock taken by a held
       // statement is released by the COMMIT without waiting on a round trip to this process.
-      const held = [...takeOwedCommit(client), ...this.held];
+      const held = this.held;
       this.held = [];
-      await runPipelined(client, held, { text, values: [] });
+      await runPipelined(client, held, { text: how, values: [] });
       return;
     }
     if (this.held.length > 0) {
@@ -233,11 +204,7 @@ export class PipelinedConnection implements DatabaseConnection {
       this.held = [];
       return;
     }
-    if (how === 'commit-nowait') {
-      stateOf(client).owesCommit = true;
-      return;
-    }
-    await client.query(text);
+    await client.query(how);
   }
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
@@ -265,15 +232,10 @@ export class PipelinedConnection implements DatabaseConnection {
       return EMPTY;
     }
     if (text.startsWith(END)) {
-      const end = text.slice(END.length);
-      await this.end(end === 'rollback' ? 'rollback' : 'commit');
+      await this.end(text.slice(END.length) === 'rollback' ? 'rollback' : 'commit');
       return EMPTY;
     }
-    if (text.startsWith(NOWAIT)) {
-      await this.end('commit-nowait');
-      return EMPTY;
-    }
-    const held = [...takeOwedCommit(client), ...this.held];
+    const held = this.held;
     this.held = [];
     if (held.length > 0 || values.length > 0) return (await runPipelined(client, held, { text, values })) as PostgresQueryResult<R>;
     return (await client.query(text)) as unknown as PostgresQueryResult<R>;
@@ -284,14 +246,155 @@ export class PipelinedConnection implements DatabaseConnection {
     if (!client) return;
     this.client = undefined;
     this.held = [];
-    if (stateOf(client).owesCommit) {
-      flushPending.set(client, performance.now());
-      if (!sweeper) {
-        sweeper = setInterval(sweep, OWED_COMMIT_FLUSH_MS / 2);
-        sweeper.unref();
+    client.release();
+  }
+}
+
+interface ReadItem {
+  opening: readonly Statement[];
+  text: string;
+  values: readonly unknown[];
+  resolve: (r: PostgresQueryResult<unknown>) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Connections the read multiplexer keeps busy at most (of the pool's). */
+export const READ_CONNECTIONS = 4;
+/** Reads in one batch at most. */
+export const READ_BATCH_MAX = 64;
+/** A queue is split across idle connections only into batches at least this large. */
+const READ_BATCH_SPLIT_MIN = 8;
+
+/**
+ * Multiplexed reads (the idea of Npgsql's multiplexing). Each statement of a read is its own
+ * short transaction: BEGIN READ ONLY, the caller's principal settings, the statement, COMMIT.
+ * Such transactions from concurrent requests travel together: one batch, one write, one round
+ * trip and one backend wake-up for many requests, instead of one each. On a connection they run
+ * one after the other, exactly as if each request had leased the connection in turn: each has
+ * its own transaction, its settings are transaction-local and end at its COMMIT, and the next
+ * one's BEGIN and settings come before its statement runs. Results are matched to requests by
+ * position (see runBatch).
+ *
+ * At low load a batch is one read, sent on the next turn of the event loop; under load, what
+ * queued while READ_CONNECTIONS batches were out. An error anywhere in a batch makes the server
+ * skip the rest of it, so a failed batch of several reads is retried one read per batch (reads
+ * are safe to repeat), and only the read that fails on its own gets the error.
+ */
+export class ReadMultiplexer {
+  private queue: ReadItem[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+  private readonly connections: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    poolSize: number,
+  ) {
+    this.connections = Math.max(1, Math.min(READ_CONNECTIONS, poolSize));
+  }
+
+  /** Runs `text` in a read-only transaction opened by `opening` (after BEGIN READ ONLY). */
+  run<R>(opening: readonly Statement[], text: string, values: readonly unknown[]): Promise<PostgresQueryResult<R>> {
+    return new Promise<PostgresQueryResult<unknown>>((resolve, reject) => {
+      this.queue.push({ opening, text, values, resolve, reject });
+      this.schedule();
+    }) as Promise<PostgresQueryResult<R>>;
+  }
+
+  private schedule() {
+    if (this.scheduled || this.inFlight >= this.connections || this.queue.length === 0) return;
+    this.scheduled = true;
+    // The rest of this turn's I/O callbacks (other requests) may queue reads of their own.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.launch();
+    });
+  }
+
+  private launch() {
+    while (this.inFlight < this.connections && this.queue.length > 0) {
+      const free = this.connections - this.inFlight;
+      const size = Math.min(READ_BATCH_MAX, Math.max(READ_BATCH_SPLIT_MIN, Math.ceil(this.queue.length / free)));
+      const batch = this.queue.splice(0, size);
+      this.inFlight++;
+      void this.send(batch, true).finally(() => {
+        this.inFlight--;
+        this.schedule();
+      });
+    }
+  }
+
+  private async send(batch: ReadItem[], retryAlone: boolean): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      for (const item of batch) item.reject(err);
+      return;
+    }
+    const statements: Statement[] = [];
+    for (const item of batch) {
+      statements.push(BEGIN_READ_ONLY, ...item.opening, { text: item.text, values: item.values, describe: true }, COMMIT);
+    }
+    let results: pg.QueryResult[];
+    try {
+      results = await runBatch(client, statements);
+    } catch (err) {
+      // The batch may have stopped inside one of its transactions: end it before the connection
+      // serves anyone else, or drop the connection.
+      const clean = await client.query('rollback').then(
+        () => true,
+        () => false,
+      );
+      client.release(clean ? undefined : (err as Error));
+      if (retryAlone && batch.length > 1) {
+        await Promise.all(batch.map((item) => this.send([item], false)));
+      } else {
+        for (const item of batch) item.reject(err);
       }
+      return;
     }
     client.release();
+    let at = 0;
+    for (const item of batch) {
+      const r = results[at + 1 + item.opening.length]!;
+      at += item.opening.length + 3;
+      item.resolve({ command: r.command as PostgresQueryResult<unknown>['command'], rowCount: r.rowCount ?? 0, rows: r.rows });
+    }
+  }
+}
+
+/**
+ * One read-only transaction's handle on the multiplexer: every statement runs as its own
+ * read-only transaction under the same principal (see ReadMultiplexer). Refuses statements
+ * once the read has ended, and refuses the write transaction's markers outright.
+ */
+export class MultiplexedRead implements DatabaseConnection, StatementRunner {
+  private open = true;
+
+  constructor(
+    private readonly mux: ReadMultiplexer,
+    private readonly opening: readonly Statement[],
+  ) {}
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const r = await this.query<R>(compiled.sql, compiled.parameters);
+    return { rows: r.rows ?? [] };
+  }
+
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming is not supported');
+  }
+
+  query<R>(text: string, values: readonly unknown[]): Promise<PostgresQueryResult<R>> {
+    if (!this.open) return Promise.reject(new Error('the read has ended'));
+    if (MARKERS.some((m) => text.startsWith(m))) return Promise.reject(new Error('a read-only transaction cannot hold statements for its commit'));
+    return this.mux.run<R>(this.opening, text, values);
+  }
+
+  end() {
+    this.open = false;
   }
 }
 
@@ -325,10 +428,6 @@ export class PipelineDriver implements Driver {
   }
 
   async destroy() {
-    // Settle owed read-only COMMITs before closing (ending a connection would roll them back,
-    // which is harmless for a read, but a clean close is better for the server's logs). Only
-    // idle connections owe one; flushing another pool's early is harmless too.
-    await Promise.all([...flushPending.keys()].map(flushOwedCommit));
     await this.pool.end();
   }
 }
