@@ -68,7 +68,7 @@ import {
 import { findNginx, startNginx, type NginxServer } from './lib/replay-nginx';
 import { gcDelta, type GcCounters } from './lib/replay-gc';
 import { createRecording, synthesiseWebm } from './lib/replay-setup';
-import { pagesToMiB, raiseTcpMem, restoreTcpMem, type TcpMemChange } from './lib/replay-tcp-mem';
+import { capSocketBuffers, pagesToMiB, raiseTcpMem, restoreSocketBuffers, restoreTcpMem, type TcpMemChange } from './lib/replay-tcp-mem';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
@@ -77,6 +77,8 @@ const TARGET_OF_NODE = 0.8;
 const TARGET_SEEK_P99_MS = 50;
 /** Kernel TCP memory to allow per stream (its two sockets, both on this machine): 2,000 streams → about 8 GiB. */
 const TCP_MEM_PER_STREAM = 4 * 1024 * 1024;
+/** tcp_rmem / tcp_wmem maximum while the paced streams run: 512 KiB, about 4 s of media at 1 Mbit/s. */
+const STREAM_SOCKET_BUFFER_MAX = 512 * 1024;
 
 function envNum(name: string, def: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -620,8 +622,19 @@ async function main() {
     let streamProfile: { pg: PgProfile; cpu: CpuSummary } | null = null;
     if (opts.streams > 0) {
       await new Promise((r) => setTimeout(r, 1000)); // let the service settle after the throughput runs
-      ({ rec: streams, profile: streamProfile } = await concurrencyRun(server('c')!, opts.holdS, opts.streamProfileS));
-      if (opts.controlHoldS > 0) ({ rec: control } = await concurrencyRun(server('b')!, opts.controlHoldS, 0));
+      const cap = capSocketBuffers(STREAM_SOCKET_BUFFER_MAX);
+      log(
+        cap.capped
+          ? `socket buffers capped for the streams (a paused player's socket would otherwise take megabytes at full speed; see bench/lib/replay-tcp-mem.ts): ` +
+              `tcp_rmem ${cap.from[0]} → ${cap.to[0]}, tcp_wmem ${cap.from[1]} → ${cap.to[1]}; put back afterwards`
+          : `socket buffers left as they are (${cap.why}): paused streams will take up to tcp_rmem's maximum each`,
+      );
+      try {
+        ({ rec: streams, profile: streamProfile } = await concurrencyRun(server('c')!, opts.holdS, opts.streamProfileS));
+        if (opts.controlHoldS > 0) ({ rec: control } = await concurrencyRun(server('b')!, opts.controlHoldS, 0));
+      } finally {
+        restoreSocketBuffers();
+      }
     }
 
     // Report.

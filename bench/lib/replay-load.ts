@@ -377,7 +377,10 @@ export interface StreamsOptions {
   phases: StreamPhase[];
   /** Bytes per second each stream consumes (1 Mbit/s = 125,000). */
   rateBytesPerS: number;
-  /** How far ahead of playback a stream reads (seconds of media): a player's buffer. */
+  /**
+   * How far ahead of playback a stream reads (seconds of media): a player's buffer. It stops
+   * reading once that far ahead, and reads again once only half of it is left.
+   */
   leadS: number;
   fileSize: number;
   seed: number;
@@ -536,7 +539,11 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
         const played = (o.rateBytesPerS * (now - s.firstByteAt)) / 1000;
         if (s.received < played) s.worstDryMs = Math.max(s.worstDryMs, ((played - s.received) / o.rateBytesPerS) * 1000);
       }
-      if (s.paused && s.received < budget(s, now)) {
+      // Hysteresis, as a media element's buffering has: paused once it holds `lead` ahead of
+      // playback, resumed once it holds only half of that. Resuming as soon as it is under `lead`
+      // again made every stream pause and resume on every tick (20 times a second, a few kilobytes
+      // each): 40,000 pause/resume cycles a second at 2,000 streams, on both ends, that no player makes.
+      if (s.paused && s.received < budget(s, now) - lead / 2) {
         s.paused = false;
         s.resume?.();
       }
