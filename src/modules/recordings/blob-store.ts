@@ -26,6 +26,11 @@ export interface BlobReader {
    * how many bytes were read. Lets a caller reuse its buffers (openRangeStream does).
    */
   readInto?(target: Buffer, offset: number): Promise<number>;
+  /**
+   * Optional: the open file's descriptor, for a worker thread to read from (openRangeStream's
+   * segment opener) while this reader is open. Never used after `close`.
+   */
+  readonly fd?: number;
   /** Idempotent. */
   close(): Promise<void>;
 }
@@ -199,6 +204,7 @@ export function createLocalBlobStore(root: string): BlobStore {
           return got === want ? buf : buf.subarray(0, got);
         },
         readInto: (target, offset) => readInto(target, offset),
+        fd: fh.fd,
         close() {
           closed ??= fh.close();
           return closed;

@@ -9,6 +9,7 @@ import { consentStates } from '../consultations/consultations';
 import { BlobNotFoundError, type BlobStore } from './blob-store';
 import { newDataKey, unwrapDataKey, wrapDataKey, type MasterKey } from './recording-keys';
 import { openChunk, openRangeStream, sealChunk, sealRecording, SEGMENT_SIZE, TamperError } from './sealed-segments';
+import { sharedOpener } from './segment-opener';
 import { finaliseWebm, WebmError } from './webm';
 
 export interface RecordingLimits {
@@ -624,6 +625,7 @@ export async function openReplayStream(
     reader,
     start: media.start,
     endInclusive: media.end,
+    opener: sharedOpener(),
     ...(signal ? { signal } : {}),
     ...(sink ? { sink } : {}),
   });

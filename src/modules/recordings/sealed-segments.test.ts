@@ -516,8 +516,8 @@ describe('stream behaviour', () => {
     stream.on('data', (b: Buffer) => rest.push(b));
     await new Promise((r) => stream.once('end', r));
     expect(Buffer.concat([first, ...rest]).equals(fixture.plain)).toBe(true);
-    // One segment first, then the other 39 in batches of 4.
-    expect(reader.calls.length).toBe(11);
+    // One segment first, then 1, 2 and 4 (slow start: never more than already given), then the other 32 in batches of 4.
+    expect(reader.calls.map((c) => c.length / SEALED_SEGMENT_SIZE)).toEqual([1, 1, 2, ...Array(9).fill(4)]);
   });
 
   it('the first segment is read alone and pushed before the next batch has been read', async () => {
@@ -544,9 +544,9 @@ describe('stream behaviour', () => {
     stream.on('data', (b: Buffer) => rest.push(b));
     await new Promise((r) => stream.once('end', r));
     expect(Buffer.concat([first, ...rest]).equals(fixture.plain.subarray(start))).toBe(true);
-    // Then whole batches, each pushed as one buffer.
-    expect(inner.calls.map((c) => c.length)).toEqual([SEALED_SEGMENT_SIZE, 16 * SEALED_SEGMENT_SIZE, 16 * SEALED_SEGMENT_SIZE, 4 * SEALED_SEGMENT_SIZE]);
-    expect(rest.map((b) => b.length)).toEqual([16 * S, 16 * S, 4 * S]);
+    // Then batches doubling up to whole ones (slow start: never more than already given), each pushed as one buffer.
+    expect(inner.calls.map((c) => c.length / SEALED_SEGMENT_SIZE)).toEqual([1, 1, 2, 4, 8, 16, 5]);
+    expect(rest.map((b) => b.length / S)).toEqual([1, 2, 4, 8, 16, 5]);
   });
 
   it('a consumer taking little per second gets small batches, a fast one whole batches again', async () => {
@@ -582,8 +582,8 @@ describe('stream behaviour', () => {
       for (let b = await next(); b; b = await next()) parts.push(b);
       expect(Buffer.concat(parts).equals(fixture.plain)).toBe(true);
       const segs = reader.calls.map((c) => c.length / SEALED_SEGMENT_SIZE);
-      // One segment first; the next batch is whole (nothing known yet); then small while slow, whole again once fast.
-      expect(segs.slice(0, 2)).toEqual([1, 16]);
+      // One segment first, and one again (slow start); then small while slow, whole again once fast.
+      expect(segs.slice(0, 2)).toEqual([1, 1]);
       expect(Math.max(...segs.slice(3, slowReads))).toBeLessThanOrEqual(2);
       expect(segs.slice(slowReads)).toContain(16);
     } finally {
@@ -609,9 +609,10 @@ describe('stream behaviour', () => {
       const stream = openRangeStream(withSink ? { ...base, sink: made.sink } : base);
       const { data, error } = withSink ? await throughSink(stream, { delayMs: 1 }, made) : await drain(stream);
       expect(error).toBeInstanceOf(TamperError);
-      // Read by a fast consumer: segment 0, then 1–16, then 17–32 (refused). A slow sink gets smaller batches.
+      // Read by a fast consumer: segment 0, then 1, 2–3, 4–7, 8–15 (slow start), then 16–31 (refused).
+      // A slow sink gets smaller batches.
       if (withSink) expect(data.length % S === 0 && data.length <= 20 * S).toBe(true);
-      else expect(data.length).toBe(17 * S);
+      else expect(data.length).toBe(16 * S);
       expect(data.equals(fixture.plain.subarray(0, data.length))).toBe(true);
     }
   });

@@ -26,6 +26,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { addAbortSignal, Readable } from 'node:stream';
 import type { BlobReader } from './blob-store';
+import { sharedBuffer, type OpenResult, type SegmentOpener } from './segment-opener';
 
 /** Plaintext bytes per segment (the last segment may be shorter). */
 export const SEGMENT_SIZE = 64 * 1024;
@@ -91,7 +92,8 @@ function segmentPlainLength(plaintextSize: number, count: number, index: number)
 /** The AAD of one recording; `setSegment` rewrites the index and last flag in place. */
 class SegmentAad {
   readonly buf: Buffer;
-  private readonly at: number;
+  /** Where the segment index (u32) and the last flag (u8) go. */
+  readonly at: number;
   constructor(recordingId: string, plaintextSize: number) {
     const id = recordingIdBytes(recordingId);
     this.at = RECORDING_DOMAIN.length + id.length;
@@ -255,6 +257,11 @@ export interface RangeStreamOptions {
   /** Most sealed segments per blob read (default READ_BATCH_SEGMENTS). */
   batchSegments?: number;
   /**
+   * Opens segments on worker threads (segment-opener.ts); without it they are opened on the
+   * calling thread. The bytes served are the same either way.
+   */
+  opener?: SegmentOpener;
+  /**
    * The sink the stream will be piped into, as its only consumer (no other listener may keep what
    * it emits). The stream then reuses the buffers it pushed once the sink has passed them on (see
    * RangeStream.outputBuffer); piped anywhere else, it does not.
@@ -294,6 +301,16 @@ export function openRangeStream(opts: RangeStreamOptions): Readable {
   return stream;
 }
 
+const EMPTY_BUFFER = Buffer.alloc(0);
+
+/**
+ * Batches of at least this many segments go to the segment opener's worker (when there is one);
+ * smaller ones (the first segment of a range, a paced player's one or two) are opened on the
+ * calling thread. A worker job costs two thread wake-ups and a place in the worker's queue: worth
+ * it for a megabyte, not for 64 KiB that a seek is waiting on behind other streams' jobs.
+ */
+export const WORKER_MIN_SEGMENTS = 4;
+
 /** A batch should hold about this much of what its consumer takes per second (see RangeStream.batchAt). */
 const BATCH_SECONDS = 1;
 
@@ -306,12 +323,14 @@ class BufferPool {
   private readonly free: Buffer[] = [];
   constructor(
     readonly size: number,
+    /** Shared memory: the plaintext of batches read and opened on a segment opener's worker. */
+    readonly shared: boolean,
     /** Bytes kept free by this pool and its siblings, and at most how many. */
     private readonly kept: { bytes: number; max: number },
   ) {}
   take(): Buffer {
     const buf = this.free.pop();
-    if (!buf) return Buffer.allocUnsafeSlow(this.size);
+    if (!buf) return this.shared ? sharedBuffer(this.size) : Buffer.allocUnsafeSlow(this.size);
     this.kept.bytes -= buf.length;
     return buf;
   }
@@ -323,10 +342,10 @@ class BufferPool {
 }
 
 /** A pool per batch size (1, 2, 4, … READ_BATCH_SEGMENTS segments), keeping 64 MiB free between them at most. */
-function pools(segmentBytes: number): BufferPool[] {
+function pools(segmentBytes: number, shareFrom = Infinity): BufferPool[] {
   const kept = { bytes: 0, max: 64 * 1024 * 1024 };
   const out: BufferPool[] = [];
-  for (let n = 1; n <= READ_BATCH_SEGMENTS; n *= 2) out.push(new BufferPool(n * segmentBytes, kept));
+  for (let n = 1; n <= READ_BATCH_SEGMENTS; n *= 2) out.push(new BufferPool(n * segmentBytes, n >= shareFrom, kept));
   return out;
 }
 /** Sealed bytes. Never pushed, so reused as soon as a batch has been opened. */
@@ -335,7 +354,7 @@ const READ_POOLS = pools(SEALED_SEGMENT_SIZE);
  * Plaintext sizes. Nothing is ever given back to these (sinkFinished): `take` allocates, and a
  * stream reuses only its own buffers (RangeStream.outputBuffer).
  */
-const OUTPUT_POOLS = pools(SEGMENT_SIZE);
+const OUTPUT_POOLS = pools(SEGMENT_SIZE, WORKER_MIN_SEGMENTS);
 
 function poolFor(which: BufferPool[], length: number): BufferPool | null {
   return which.find((p) => length <= p.size) ?? null;
@@ -350,6 +369,12 @@ interface PendingRead {
   data: Promise<Buffer>;
   /** The pooled buffer the read fills: given back once the read settled and the batch was opened. */
   pooled: { buf: Buffer; pool: BufferPool } | null;
+  /**
+   * Read and opened in one job on a worker (the reader has a file descriptor): the job, and the
+   * output buffer it fills with the plaintext bytes [from, to) of the recording. `data` settles
+   * only once the job has answered (the file must stay open, and the buffer untouched, until then).
+   */
+  fused?: { opened: Promise<OpenResult>; out: { buf: Buffer; pool: BufferPool | null }; from: number; to: number };
 }
 
 /** An output buffer, and the plaintext bytes pushed in all once it had been pushed. */
@@ -385,6 +410,7 @@ class RangeStream extends Readable {
   private ahead: PendingRead | null = null;
   /** Reuse pushed buffers: there is a sink, and the stream is piped into nothing else. */
   private sink: RangeStreamSink | null;
+  private readonly opener: SegmentOpener | null;
   /** Plaintext bytes pushed so far; when the last batch was pushed, and of how many segments. */
   private pushed = 0;
   private lastPushAt = -1;
@@ -409,6 +435,7 @@ class RangeStream extends Readable {
     this.lastSegment = Math.floor(this.end / SEGMENT_SIZE);
     this.batch = batch;
     this.sink = opts.sink ?? null;
+    this.opener = opts.opener ?? null;
     this.sink?.once('finish', () => this.sinkFinished());
   }
 
@@ -437,12 +464,18 @@ class RangeStream extends Readable {
    */
   private batchAt(first: number): number {
     if (first === this.firstSegment || (this.sink && this.sink.writableLength > 0)) return 1;
-    if (this.lastPushAt < 0) return this.batch;
+    // Slow start: never more than the stream has already been given. A player's socket takes
+    // its first few hundred kilobytes at once, whatever its pace; they are not a reason to read
+    // a megabyte at a time (and, on a worker, into a megabyte of memory of its own).
+    const given = first - this.firstSegment;
+    let cap = 1;
+    while (cap * 2 <= Math.min(given, this.batch)) cap *= 2;
+    if (this.lastPushAt < 0) return cap;
     const seconds = Math.max(performance.now() - this.lastPushAt, 1) / 1000;
     const fits = (n: number) => n <= (this.lastPushSegments / seconds) * BATCH_SECONDS * Math.SQRT2;
-    if (fits(this.batch)) return this.batch;
+    if (fits(cap)) return cap;
     let n = 1;
-    while (n * 2 < this.batch && fits(n * 2)) n *= 2;
+    while (n * 2 < cap && fits(n * 2)) n *= 2;
     return n;
   }
 
@@ -453,6 +486,29 @@ class RangeStream extends Readable {
     const offset = first * SEALED_SEGMENT_SIZE;
     let data: Promise<Buffer>;
     let pooled: PendingRead['pooled'] = null;
+    if (this.opener && this.reader.fd !== undefined && planned >= WORKER_MIN_SEGMENTS) {
+      // One job on a worker: it reads the batch from the file and opens it into one of this
+      // stream's output buffers. The buffer is chosen now, before the batch in front of it is
+      // pushed: one the sink has already passed on, never the one in front.
+      const from = Math.max(this.start, first * SEGMENT_SIZE);
+      const to = Math.min(this.end + 1, last * SEGMENT_SIZE + segmentPlainLength(this.size, this.count, last));
+      const out = this.outputBuffer(planned, to - from);
+      const opened = this.opener.open({
+        key: this.key,
+        aad: this.aad.buf,
+        aadAt: this.aad.at,
+        read: { fd: this.reader.fd, position: offset, length },
+        segments: this.segmentsOf(first, last, from, to),
+        output: out.buf,
+      });
+      // A read-ahead nobody awaits (the stream was destroyed) must not be an unhandled rejection.
+      opened.catch(() => undefined);
+      data = opened.then(
+        () => EMPTY_BUFFER,
+        () => EMPTY_BUFFER,
+      );
+      return { first, last, planned, length, data, pooled: null, fused: { opened, out, from, to } };
+    }
     if (this.reader.readInto) {
       // Nothing pushed is a view of a read buffer: segments are opened into output buffers.
       const pool = poolFor(READ_POOLS, planned * SEALED_SEGMENT_SIZE);
@@ -492,11 +548,18 @@ class RangeStream extends Readable {
         // second follows at once, not a turn of a busy event loop later.
         this.ahead = cur.last < this.lastSegment ? this.readAt(cur.last + 1) : null;
         try {
-          const sealed = await cur.data;
-          if (this.destroyed) return;
-          if (sealed.length !== cur.length) throw new TamperError('the sealed recording is truncated');
-          this.nextSegment = cur.last + 1;
-          this.openAndPush(cur, sealed);
+          if (cur.fused) {
+            const r = await cur.fused.opened;
+            if (this.destroyed) return;
+            this.nextSegment = cur.last + 1;
+            this.pushOpened(cur, cur.fused.out, r, cur.fused.to - cur.fused.from);
+          } else {
+            const sealed = await cur.data;
+            if (this.destroyed) return;
+            if (sealed.length !== cur.length) throw new TamperError('the sealed recording is truncated');
+            this.nextSegment = cur.last + 1;
+            this.openAndPush(cur, sealed);
+          }
         } finally {
           RangeStream.settled(cur); // awaited above, or the await threw
         }
@@ -518,7 +581,8 @@ class RangeStream extends Readable {
   /**
    * Opens each segment of the batch into one output buffer and pushes the batch's part of the range
    * as that one buffer. A segment's bytes are written only after its tag verified, and nothing is
-   * pushed unless every segment of the batch verified.
+   * pushed unless every segment of the batch verified. (A batch read and opened on a worker is
+   * pushed by pushOpened instead.)
    */
   private openAndPush(cur: PendingRead, sealed: Buffer): void {
     const from = Math.max(this.start, cur.first * SEGMENT_SIZE);
@@ -535,6 +599,29 @@ class RangeStream extends Readable {
       // The decipher's own buffer is garbage at once, so it is collected young (see outputBuffer).
       filled += plain.copy(out.buf, filled, Math.max(from - segStart, 0), Math.min(to - segStart, plainLen));
     }
+    this.pushFilled(cur, out, filled);
+  }
+
+  /** [index, isLast, sealedLength, skip, take] for each segment of [first, last], for plaintext bytes [from, to). */
+  private segmentsOf(first: number, last: number, from: number, to: number): number[] {
+    const segments: number[] = [];
+    for (let i = first; i <= last; i++) {
+      const plainLen = segmentPlainLength(this.size, this.count, i);
+      const segStart = i * SEGMENT_SIZE;
+      const skip = Math.max(from - segStart, 0);
+      segments.push(i, i === this.count - 1 ? 1 : 0, plainLen + SEGMENT_OVERHEAD, skip, Math.min(to - segStart, plainLen) - skip);
+    }
+    return segments;
+  }
+
+  /** A worker's answer: the batch pushed, or TamperError. */
+  private pushOpened(cur: PendingRead, out: { buf: Buffer; pool: BufferPool | null }, r: OpenResult, expected: number): void {
+    if ('failed' in r) throw new TamperError(`segment ${r.failed} failed its integrity check`);
+    if ('truncated' in r || r.filled !== expected) throw new TamperError('the sealed recording is truncated');
+    this.pushFilled(cur, out, r.filled);
+  }
+
+  private pushFilled(cur: PendingRead, out: { buf: Buffer; pool: BufferPool | null }, filled: number): void {
     this.pushed += filled;
     this.lastPushAt = performance.now();
     this.lastPushSegments = cur.last - cur.first + 1;
@@ -558,7 +645,7 @@ class RangeStream extends Readable {
    */
   private outputBuffer(planned: number, size: number): { buf: Buffer; pool: BufferPool | null } {
     const pool = this.sink ? poolFor(OUTPUT_POOLS, planned * SEGMENT_SIZE) : null;
-    if (!pool) return { buf: Buffer.allocUnsafeSlow(size), pool: null };
+    if (!pool) return { buf: this.opener && planned >= WORKER_MIN_SEGMENTS ? sharedBuffer(size) : Buffer.allocUnsafeSlow(size), pool: null };
     const queued = this.readableLength + this.sink!.writableLength;
     while (this.outstanding.length > 0 && this.pushed - this.outstanding[0]!.pushedThrough >= queued) this.spare.push(this.outstanding.shift()!);
     // A stream that slowed down to smaller batches lets its bigger buffers go.

@@ -1,0 +1,203 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, open, rm, truncate } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalBlobStore, type BlobStore } from './blob-store';
+import { SegmentOpener, sharedBuffer } from './segment-opener';
+import { openRangeStream, SEALED_SEGMENT_SIZE, sealRecording, SEGMENT_SIZE, TamperError, WORKER_MIN_SEGMENTS } from './sealed-segments';
+
+// Replays read and open their big batches on a worker thread (segment-opener.ts). These tests
+// hold that path to what the in-process path guarantees: the same bytes, every tag checked before
+// a byte of its segment is given out, damage and truncation refused, and a dead worker an error.
+
+const S = SEGMENT_SIZE;
+
+let dir: string;
+let store: BlobStore;
+let opener: SegmentOpener;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'confidant-opener-'));
+  store = createLocalBlobStore(dir);
+  opener = new SegmentOpener(2);
+});
+afterAll(async () => {
+  await opener.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Counts the jobs an opener was given. */
+function counting(o: SegmentOpener) {
+  let jobs = 0;
+  const counted = Object.create(o) as SegmentOpener & { jobs: () => number };
+  counted.open = (job) => {
+    jobs++;
+    return o.open(job);
+  };
+  counted.jobs = () => jobs;
+  return counted;
+}
+
+async function stored(size: number) {
+  const id = randomUUID();
+  const key = randomBytes(32);
+  const plain = randomBytes(size);
+  const blob = sealRecording(key, id, plain);
+  await store.put(`recordings/${id}`, blob);
+  return { id, key, plain, blob, file: path.join(dir, 'recordings', id) };
+}
+
+async function drain(stream: Readable): Promise<{ data: Buffer; error: unknown }> {
+  const parts: Buffer[] = [];
+  try {
+    for await (const part of stream) parts.push(part as Buffer);
+    return { data: Buffer.concat(parts), error: null };
+  } catch (error) {
+    return { data: Buffer.concat(parts), error };
+  }
+}
+
+/** A sink that takes its chunks after a delay, copying each only then (a reused buffer would show). */
+async function throughSlowSink(make: (sink: Writable) => Readable): Promise<{ data: Buffer; error: unknown }> {
+  const parts: Buffer[] = [];
+  const sink = new Writable({
+    highWaterMark: 16 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      setTimeout(() => {
+        parts.push(Buffer.from(chunk));
+        cb();
+      }, Math.random() < 0.5 ? 0 : 2);
+    },
+  });
+  const stream = make(sink);
+  let error: unknown = null;
+  stream.once('error', (e) => (error = e));
+  stream.pipe(sink);
+  await new Promise<void>((resolve) => {
+    sink.once('finish', () => resolve());
+    stream.once('close', () => setTimeout(resolve, 50));
+  });
+  return { data: Buffer.concat(parts), error };
+}
+
+describe('replays opened on a worker', () => {
+  it('gives the same bytes as the recording, for ranges of every shape, with and without a sink', async () => {
+    const n = 70 * S + 4321;
+    const fx = await stored(n);
+    const o = counting(opener);
+    const ranges: [number, number][] = [
+      [0, n - 1],
+      [1, n - 2],
+      [S - 1, 40 * S],
+      [3 * S + 100, n - 1],
+      [n - S - 5, n - 1],
+      [17, 17],
+    ];
+    for (let i = 0; i < 10; i++) {
+      const a = Math.floor(Math.random() * n);
+      const b = Math.floor(Math.random() * n);
+      ranges.push(a <= b ? [a, b] : [b, a]);
+    }
+    await Promise.all(
+      ranges.map(async ([start, end]) => {
+        const reader = await store.open(`recordings/${fx.id}`);
+        try {
+          const base = { key: fx.key, recordingId: fx.id, plaintextSize: n, reader, start, endInclusive: end, opener: o };
+          const plainRead = await drain(openRangeStream(base));
+          expect(plainRead.error).toBeNull();
+          expect(plainRead.data.equals(fx.plain.subarray(start, end + 1)), `${start}-${end}`).toBe(true);
+          const sunk = await throughSlowSink((sink) => openRangeStream({ ...base, sink }));
+          expect(sunk.error).toBeNull();
+          expect(sunk.data.equals(fx.plain.subarray(start, end + 1)), `${start}-${end} through a sink`).toBe(true);
+        } finally {
+          await reader.close();
+        }
+      }),
+    );
+    // The long ranges went through the worker.
+    expect(o.jobs()).toBeGreaterThan(10);
+  });
+
+  it('refuses a flipped byte: the stream ends with TamperError, with nothing of the damaged batch', async () => {
+    const n = 64 * S;
+    const fx = await stored(n);
+    const handle = await open(fx.file, 'r+');
+    const at = 40 * SEALED_SEGMENT_SIZE + 777; // segment 40, inside a 16-segment batch (32–47)
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, at);
+    byte[0]! ^= 0x01;
+    await handle.write(byte, 0, 1, at);
+    await handle.close();
+    const o = counting(opener);
+    const reader = await store.open(`recordings/${fx.id}`);
+    const { data, error } = await drain(openRangeStream({ key: fx.key, recordingId: fx.id, plaintextSize: n, reader, start: 0, endInclusive: n - 1, opener: o }));
+    await reader.close();
+    expect(error).toBeInstanceOf(TamperError);
+    // Segments 0, 1, 2–3 and 4–7 in process, 8–15 and 16–31 on the worker; 32–47 refused whole.
+    expect(data.length).toBe(32 * S);
+    expect(data.equals(fx.plain.subarray(0, 32 * S))).toBe(true);
+    expect(o.jobs()).toBeGreaterThanOrEqual(3);
+  });
+
+  it('refuses a file that shrinks after it was opened (the worker reads short)', async () => {
+    const n = 48 * S;
+    const fx = await stored(n);
+    const reader = await store.open(`recordings/${fx.id}`);
+    const stream = openRangeStream({ key: fx.key, recordingId: fx.id, plaintextSize: n, reader, start: 0, endInclusive: n - 1, opener });
+    // Take the first segment, then cut the file inside the later batches (32 onwards go to the worker).
+    stream.pause();
+    const first = await new Promise<Buffer>((resolve) => stream.once('readable', () => resolve(stream.read(S) as Buffer)));
+    await truncate(fx.file, 34 * SEALED_SEGMENT_SIZE);
+    const rest = await drain(stream);
+    await reader.close();
+    expect(rest.error).toBeInstanceOf(TamperError);
+    const got = Buffer.concat([first, rest.data]);
+    // Segments 0–31 were still there; the worker's read of 32–47 came up short.
+    expect(got.length).toBe(32 * S);
+    expect(got.equals(fx.plain.subarray(0, got.length))).toBe(true);
+  });
+
+  it('fails the stream, rather than hanging it, when the worker goes away', async () => {
+    const n = 64 * S;
+    const fx = await stored(n);
+    const own = new SegmentOpener(1);
+    const reader = await store.open(`recordings/${fx.id}`);
+    const stream = openRangeStream({ key: fx.key, recordingId: fx.id, plaintextSize: n, reader, start: 0, endInclusive: n - 1, opener: own });
+    // Take the first segment; the worker is then asked for batches only once 8 segments have gone.
+    stream.pause();
+    await new Promise<void>((resolve) => stream.once('readable', () => resolve()));
+    stream.read(S);
+    await own.close();
+    const { error } = await drain(stream);
+    await reader.close();
+    expect(error).toBeInstanceOf(Error);
+    expect(error).not.toBeInstanceOf(TamperError);
+  });
+
+  it('answers a job with exactly the plaintext asked for, and only into shared memory', async () => {
+    expect(WORKER_MIN_SEGMENTS).toBeGreaterThan(1);
+    const n = 8 * S;
+    const fx = await stored(n);
+    const reader = await store.open(`recordings/${fx.id}`);
+    try {
+      await expect(
+        opener.open({ key: fx.key, aad: Buffer.alloc(1), aadAt: 0, read: { fd: reader.fd!, position: 0, length: 1 }, segments: [], output: Buffer.alloc(8) }),
+      ).rejects.toThrow(/shared memory/);
+      // A wrong key: the first segment fails its tag, and nothing is written.
+      const out = sharedBuffer(S);
+      const r = await opener.open({
+        key: randomBytes(32),
+        aad: Buffer.alloc(64),
+        aadAt: 0,
+        read: { fd: reader.fd!, position: 0, length: SEALED_SEGMENT_SIZE },
+        segments: [0, 0, SEALED_SEGMENT_SIZE, 0, S],
+        output: out,
+      });
+      expect(r).toEqual({ failed: 0 });
+      expect(out.equals(Buffer.alloc(S))).toBe(true);
+    } finally {
+      await reader.close();
+    }
+  });
+});
