@@ -24,8 +24,9 @@
  *      kernel's TCP counters; then a few seconds more with the profiler on. Then the same streams
  *      against (b), as a control: what this machine and generator manage without the route's work.
  *      Both ends of every stream are on this machine: run as root, the bench raises the kernel's
- *      TCP memory limit (net.ipv4.tcp_mem) to about 4 MiB per stream for the run and puts it back
- *      at the end (bench/lib/replay-tcp-mem.ts); otherwise it says why it left it.
+ *      TCP memory limit (net.ipv4.tcp_mem) to about 4 MiB per stream for the run, and caps the
+ *      socket buffers (tcp_rmem / tcp_wmem maximum) at 512 KiB while the streams run, and puts
+ *      both back (bench/lib/replay-tcp-mem.ts); otherwise it says why it left them.
  *
  * Env: BENCH_FILE_MB (50), BENCH_CONNECTIONS (6), BENCH_RANGE_MB (8), BENCH_WARMUP_S (1),
  *      BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_PROFILE_S (3, 0 = skip), BENCH_IDLE_SEEKS (20),
