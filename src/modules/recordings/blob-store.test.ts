@@ -273,3 +273,68 @@ describe('local blob store', () => {
     expect(await readFile(outside, 'utf8')).toBe('outside the store');
   });
 });
+
+describe('open files are shared between readers', () => {
+  it('readers of one object share a descriptor, also one opened just after the others closed', async () => {
+    const data = randomBytes(70_000);
+    await store.put('recordings/shared', data);
+    const [a, b] = await Promise.all([store.open('recordings/shared'), store.open('recordings/shared')]);
+    expect(a.fd).toBeTypeOf('number');
+    expect(b.fd).toBe(a.fd);
+    expect((await a.read(5, 10)).equals(data.subarray(5, 15))).toBe(true);
+    await a.close();
+    // b still reads after a closed.
+    expect((await b.read(69_990, 10)).equals(data.subarray(69_990))).toBe(true);
+    await b.close();
+    const c = await store.open('recordings/shared');
+    expect(c.fd).toBe(a.fd);
+    expect((await c.read(0, 3)).equals(data.subarray(0, 3))).toBe(true);
+    await c.close();
+  });
+
+  it('a put of the name: open readers keep what they opened, new readers get the new object', async () => {
+    const first = randomBytes(1000);
+    const second = randomBytes(2000);
+    await store.put('recordings/replaced', first);
+    const before = await store.open('recordings/replaced');
+    await store.put('recordings/replaced', second);
+    const after = await store.open('recordings/replaced');
+    expect(await before.size()).toBe(1000);
+    expect((await before.read(0, 1000)).equals(first)).toBe(true);
+    expect(await after.size()).toBe(2000);
+    expect((await after.read(0, 2000)).equals(second)).toBe(true);
+    expect(after.fd).not.toBe(before.fd);
+    await before.close();
+    await after.close();
+  });
+
+  it('a put racing an open: once the put is done, every new reader gets the new object', async () => {
+    const first = randomBytes(500);
+    const second = randomBytes(600);
+    await store.put('recordings/raced', first);
+    const opening = store.open('recordings/raced');
+    await store.put('recordings/raced', second);
+    const early = await opening;
+    expect([500, 600]).toContain(await early.size());
+    const late = await store.open('recordings/raced');
+    expect((await late.read(0, 600)).equals(second)).toBe(true);
+    await early.close();
+    await late.close();
+  });
+
+  it('a delete, or a deletePrefix above the name: new opens find nothing, open readers keep reading', async () => {
+    const data = randomBytes(300);
+    await store.put('recordings/gone', data);
+    await store.put('chunks/rec-1/000001', data);
+    const held = await store.open('recordings/gone');
+    const heldChunk = await store.open('chunks/rec-1/000001');
+    await store.delete('recordings/gone');
+    await store.deletePrefix('chunks/rec-1');
+    await expect(store.open('recordings/gone')).rejects.toBeInstanceOf(BlobNotFoundError);
+    await expect(store.open('chunks/rec-1/000001')).rejects.toBeInstanceOf(BlobNotFoundError);
+    expect((await held.read(0, 300)).equals(data)).toBe(true);
+    expect((await heldChunk.read(0, 300)).equals(data)).toBe(true);
+    await held.close();
+    await heldChunk.close();
+  });
+});

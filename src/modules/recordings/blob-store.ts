@@ -92,6 +92,9 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
   }
 }
 
+/** How long an object's file stays open once no reader holds it (the next range request of a replay reuses it). */
+const HANDLE_IDLE_MS = 2000;
+
 export function createLocalBlobStore(root: string): BlobStore {
   const base = path.resolve(root);
 
@@ -141,6 +144,112 @@ export function createLocalBlobStore(root: string): BlobStore {
     }
   }
 
+  /**
+   * Open files, shared by every reader of the same object (a replay's seeks, its range requests,
+   * several viewers): one open and one stat per object rather than per request, and one file
+   * descriptor for a recording however many streams read it (reads are positional). A put or a
+   * delete of the name retires its entry: readers that have it keep what they opened (as with
+   * separate opens), new readers open the new file (or get BlobNotFoundError). A file no reader
+   * holds is closed after HANDLE_IDLE_MS.
+   */
+  interface OpenFile {
+    fh: FileHandle;
+    size: number;
+    readers: number;
+    /** Replaced or deleted since it was opened: closed as soon as no reader holds it. */
+    retired: boolean;
+    idle: NodeJS.Timeout | null;
+  }
+  /** The current open file of each name (all bookkeeping here is synchronous). */
+  const files = new Map<string, OpenFile>();
+  /** Opens in flight; one that a put or delete of its name overtook is retired when it lands. */
+  const opening = new Map<string, { promise: Promise<OpenFile>; overtaken: boolean }>();
+
+  const openFile = async (name: string): Promise<OpenFile> => {
+    let fh: FileHandle;
+    try {
+      fh = await open(pathOf(name), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR', 'ELOOP')) throw new BlobNotFoundError(name);
+      throw err;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new BlobNotFoundError(name);
+      return { fh, size: st.size, readers: 0, retired: false, idle: null };
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  };
+
+  const take = (entry: OpenFile): OpenFile => {
+    if (entry.idle) {
+      clearTimeout(entry.idle);
+      entry.idle = null;
+    }
+    entry.readers++;
+    return entry;
+  };
+
+  const handleFor = async (name: string): Promise<OpenFile> => {
+    const current = files.get(name);
+    if (current) return take(current);
+    let pending = opening.get(name);
+    if (!pending) {
+      const open: { promise: Promise<OpenFile>; overtaken: boolean } = { promise: openFile(name), overtaken: false };
+      pending = open;
+      open.promise = open.promise.then((entry) => {
+        if (open.overtaken) entry.retired = true;
+        else files.set(name, entry);
+        return entry;
+      });
+      opening.set(name, open);
+      const done = () => {
+        if (opening.get(name) === open) opening.delete(name);
+      };
+      open.promise.then(done, done);
+    }
+    return take(await pending.promise);
+  };
+
+  const release = async (name: string, entry: OpenFile): Promise<void> => {
+    entry.readers--;
+    if (entry.readers > 0) return;
+    if (entry.retired) {
+      await entry.fh.close().catch(() => undefined);
+      return;
+    }
+    entry.idle = setTimeout(() => {
+      entry.idle = null;
+      if (entry.readers === 0 && files.get(name) === entry) {
+        files.delete(name);
+        void entry.fh.close().catch(() => undefined);
+      }
+    }, HANDLE_IDLE_MS);
+    entry.idle.unref();
+  };
+
+  /** The file behind these names changed or went: new readers open it afresh. */
+  const retire = async (match: (name: string) => boolean) => {
+    const closing: Promise<void>[] = [];
+    for (const name of new Set([...files.keys(), ...opening.keys()])) {
+      if (!match(name)) continue;
+      const inFlight = opening.get(name);
+      if (inFlight) inFlight.overtaken = true;
+      const entry = files.get(name);
+      if (!entry) continue;
+      files.delete(name);
+      entry.retired = true;
+      if (entry.readers === 0) {
+        if (entry.idle) clearTimeout(entry.idle);
+        entry.idle = null;
+        closing.push(entry.fh.close().catch(() => undefined));
+      }
+    }
+    await Promise.all(closing);
+  };
+
   return {
     async put(name, data) {
       const target = pathOf(name);
@@ -156,6 +265,7 @@ export function createLocalBlobStore(root: string): BlobStore {
         await fh.close();
         await rename(tmp, target);
         renamed = true;
+        await retire((n) => n === name);
         await fsyncDir(dir);
       } catch (err) {
         await fh.close().catch(() => undefined);
@@ -165,23 +275,9 @@ export function createLocalBlobStore(root: string): BlobStore {
     },
 
     async open(name) {
-      let fh: FileHandle;
-      try {
-        fh = await open(pathOf(name), constants.O_RDONLY | constants.O_NOFOLLOW);
-      } catch (err) {
-        if (isCode(err, 'ENOENT', 'ENOTDIR', 'ELOOP')) throw new BlobNotFoundError(name);
-        throw err;
-      }
-      let size: number;
-      try {
-        const st = await fh.stat();
-        if (!st.isFile()) throw new BlobNotFoundError(name);
-        size = st.size;
-      } catch (err) {
-        await fh.close();
-        throw err;
-      }
+      const entry = await handleFor(name);
       let closed: Promise<void> | null = null;
+      const { fh, size } = entry;
       const readInto = async (target: Buffer, offset: number): Promise<number> => {
         if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError('offset must be a non-negative integer');
         if (closed) throw new Error('blob reader is closed');
@@ -206,7 +302,7 @@ export function createLocalBlobStore(root: string): BlobStore {
         readInto: (target, offset) => readInto(target, offset),
         fd: fh.fd,
         close() {
-          closed ??= fh.close();
+          closed ??= release(name, entry);
           return closed;
         },
       };
@@ -227,12 +323,15 @@ export function createLocalBlobStore(root: string): BlobStore {
         await unlink(pathOf(name));
       } catch (err) {
         if (!isCode(err, 'ENOENT', 'ENOTDIR')) throw err;
+      } finally {
+        await retire((n) => n === name);
       }
     },
 
     async deletePrefix(prefix) {
       // rm -r of the prefix's directory (or the single object of that name). Leftover tmp files there go too.
       await rm(pathOf(prefix), { recursive: true, force: true });
+      await retire((n) => n === prefix || n.startsWith(`${prefix}/`));
     },
 
     async list(prefix) {
