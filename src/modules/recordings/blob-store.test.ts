@@ -338,3 +338,21 @@ describe('open files are shared between readers', () => {
     await heldChunk.close();
   });
 });
+
+describe('open files: an open racing a delete', () => {
+  it('either finds nothing or gets a reader that reads the old bytes, never a closed file', async () => {
+    const data = randomBytes(400);
+    for (let i = 0; i < 20; i++) {
+      const name = `recordings/race-${i}`;
+      await store.put(name, data);
+      const opening = store.open(name);
+      await store.delete(name);
+      const got = await opening.catch((e: unknown) => e);
+      if (got instanceof BlobNotFoundError) continue;
+      const reader = got as Awaited<typeof opening>;
+      expect((await reader.read(0, 400)).equals(data)).toBe(true);
+      await reader.close();
+      await expect(store.open(name)).rejects.toBeInstanceOf(BlobNotFoundError);
+    }
+  });
+});

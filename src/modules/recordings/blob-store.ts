@@ -163,7 +163,7 @@ export function createLocalBlobStore(root: string): BlobStore {
   /** The current open file of each name (all bookkeeping here is synchronous). */
   const files = new Map<string, OpenFile>();
   /** Opens in flight; one that a put or delete of its name overtook is retired when it lands. */
-  const opening = new Map<string, { promise: Promise<OpenFile>; overtaken: boolean }>();
+  const opening = new Map<string, { promise: Promise<OpenFile>; overtaken: boolean; waiters: number }>();
 
   const openFile = async (name: string): Promise<OpenFile> => {
     let fh: FileHandle;
@@ -197,9 +197,12 @@ export function createLocalBlobStore(root: string): BlobStore {
     if (current) return take(current);
     let pending = opening.get(name);
     if (!pending) {
-      const open: { promise: Promise<OpenFile>; overtaken: boolean } = { promise: openFile(name), overtaken: false };
+      const open: { promise: Promise<OpenFile>; overtaken: boolean; waiters: number } = { promise: openFile(name), overtaken: false, waiters: 0 };
       pending = open;
+      // Everyone waiting is counted as a reader the moment the file is open, so that nothing (a
+      // retire, an idle close) can close it before they have it.
       open.promise = open.promise.then((entry) => {
+        entry.readers = open.waiters;
         if (open.overtaken) entry.retired = true;
         else files.set(name, entry);
         return entry;
@@ -210,7 +213,8 @@ export function createLocalBlobStore(root: string): BlobStore {
       };
       open.promise.then(done, done);
     }
-    return take(await pending.promise);
+    pending.waiters++;
+    return pending.promise;
   };
 
   const release = async (name: string, entry: OpenFile): Promise<void> => {
