@@ -345,11 +345,18 @@ describe('open files: an open racing a delete', () => {
     for (let i = 0; i < 20; i++) {
       const name = `recordings/race-${i}`;
       await store.put(name, data);
-      const opening = store.open(name);
+      // The outcome is taken at once (a rejection must not wait unhandled for the delete).
+      const opening = store.open(name).then(
+        (reader) => ({ reader }),
+        (error: unknown) => ({ error }),
+      );
       await store.delete(name);
-      const got = await opening.catch((e: unknown) => e);
-      if (got instanceof BlobNotFoundError) continue;
-      const reader = got as Awaited<typeof opening>;
+      const got = await opening;
+      if ('error' in got) {
+        expect(got.error).toBeInstanceOf(BlobNotFoundError);
+        continue;
+      }
+      const { reader } = got;
       expect((await reader.read(0, 400)).equals(data)).toBe(true);
       await reader.close();
       await expect(store.open(name)).rejects.toBeInstanceOf(BlobNotFoundError);
