@@ -69,7 +69,16 @@ parentPort.on('message', (job) => {
         parentPort.postMessage({ id: job.id, failed: index });
         return;
       }
-      filled += plain.copy(out, filled, skip, skip + take);
+      // Buffer#fill with a buffer of exactly the range's length is one native memcpy; copy() and
+      // set() into shared memory go through V8's relaxed-atomic copy, at less than half the speed.
+      if (skip + take > plain.length) {
+        // The job asked for bytes past the segment's end: a caller bug, never a short copy.
+        plain.fill(0);
+        parentPort.postMessage({ id: job.id, error: `segment ${index}: bytes ${skip}+${take} asked of ${plain.length}` });
+        return;
+      }
+      if (take > 0) out.fill(plain.subarray(skip, skip + take), filled, filled + take);
+      filled += take;
     }
     parentPort.postMessage({ id: job.id, filled });
   } catch (err) {

@@ -11,6 +11,7 @@ import {
   openChunk,
   openRangeStream,
   readRange,
+  RECORDING_BUFFERS,
   SEALED_SEGMENT_SIZE,
   sealChunk,
   sealedSize,
@@ -277,6 +278,56 @@ describe('round trips and ranges', () => {
     }
     // Small batches and whole ones were read (and pushed through pooled buffers of their sizes).
     expect(batches.has(1) && batches.has(2) && batches.has(16)).toBe(true);
+  });
+
+  it("a finished stream's buffers go to the same recording's next streams only; a stream cut short gives none", async () => {
+    RECORDING_BUFFERS.clear();
+    const n = 20 * S + 123;
+    const a = sealed(n);
+    const b = sealed(n);
+    const run = async (fx: ReturnType<typeof sealed>, cut: 'destroy' | 'end the sink' | null = null) => {
+      const made = slowSink({ delayMs: 1 });
+      const stream = openRangeStream({ key: fx.key, recordingId: fx.id, plaintextSize: n, reader: memReader(fx.sealed, { readInto: true }), start: 0, endInclusive: n - 1, sink: made.sink });
+      const buffers = new Set<ArrayBufferLike>();
+      const onData = (c: Buffer) => {
+        buffers.add(c.buffer);
+        if (cut === 'destroy') stream.destroy();
+        if (cut === 'end the sink' && buffers.size === 1) {
+          // The sink is ended early (say, by an error handler): it finishes while the stream,
+          // paused, still holds bytes it pushed.
+          setImmediate(() => {
+            stream.off('data', onData);
+            stream.unpipe(made.sink);
+            stream.pause();
+            made.sink.end();
+            made.sink.once('finish', () => setTimeout(() => stream.destroy(), 20));
+          });
+        }
+      };
+      stream.on('data', onData);
+      const { data, error } = await throughSink(stream, { delayMs: 1 }, made);
+      return { data, error, buffers };
+    };
+    const a1 = await run(a);
+    expect(a1.error).toBeNull();
+    expect(a1.data.equals(a.plain)).toBe(true);
+    expect(RECORDING_BUFFERS.stats().of(a.id)).toBeGreaterThan(0);
+    const b1 = await run(b);
+    expect(b1.data.equals(b.plain)).toBe(true);
+    expect([...b1.buffers].filter((x) => a1.buffers.has(x))).toEqual([]);
+    // The id is case-insensitive: the same recording asked for in capitals still reuses them.
+    const a2 = await run({ ...a, id: a.id.toUpperCase() as typeof a.id });
+    expect(a2.data.equals(a.plain)).toBe(true);
+    expect([...a2.buffers].some((x) => a1.buffers.has(x))).toBe(true);
+    expect([...a2.buffers].filter((x) => b1.buffers.has(x))).toEqual([]);
+
+    for (const how of ['destroy', 'end the sink'] as const) {
+      RECORDING_BUFFERS.clear();
+      const cut = await run(a, how);
+      expect(cut.data.length, how).toBeLessThan(n);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(RECORDING_BUFFERS.stats().bytes, how).toBe(0);
+    }
   });
 
   it('works from the local blob store (readInto path) too', async () => {

@@ -26,6 +26,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, type CipherGCM, type DecipherGCM } from 'node:crypto';
 import { addAbortSignal, Readable } from 'node:stream';
 import type { BlobReader } from './blob-store';
+import { RecordingBuffers } from './recording-buffers';
 import { sharedBuffer, type OpenResult, type SegmentOpener } from './segment-opener';
 
 /** Plaintext bytes per segment (the last segment may be shorter). */
@@ -303,13 +304,15 @@ export function openRangeStream(opts: RangeStreamOptions): Readable {
 
 const EMPTY_BUFFER = Buffer.alloc(0);
 
-/**
- * Batches of at least this many segments go to the segment opener's worker (when there is one);
- * smaller ones (the first segment of a range, a paced player's one or two) are opened on the
- * calling thread. A worker job costs two thread wake-ups and a place in the worker's queue: worth
- * it for a megabyte, not for 64 KiB that a seek is waiting on behind other streams' jobs.
+/*
+ * Which thread opens a batch. With a segment opener (and a reader with a file descriptor) every
+ * batch but the first segment of a range is read and opened on the opener's worker: the main
+ * thread, whose event loop serves every request, is left to write to sockets. The first segment
+ * is opened here, after one read: a seek waits for it, and should not wait in the worker's queue
+ * behind other streams' megabytes. A paced player's batches of one or two segments go to the
+ * worker too: with 2,000 of them (bench:replay) the main thread, opening them itself, ran out of
+ * time before the worker did.
  */
-export const WORKER_MIN_SEGMENTS = 4;
 
 /** A batch should hold about this much of what its consumer takes per second (see RangeStream.batchAt). */
 const BATCH_SECONDS = 1;
@@ -342,19 +345,25 @@ class BufferPool {
 }
 
 /** A pool per batch size (1, 2, 4, … READ_BATCH_SEGMENTS segments), keeping 64 MiB free between them at most. */
-function pools(segmentBytes: number, shareFrom = Infinity): BufferPool[] {
+function pools(segmentBytes: number, shared: boolean): BufferPool[] {
   const kept = { bytes: 0, max: 64 * 1024 * 1024 };
   const out: BufferPool[] = [];
-  for (let n = 1; n <= READ_BATCH_SEGMENTS; n *= 2) out.push(new BufferPool(n * segmentBytes, n >= shareFrom, kept));
+  for (let n = 1; n <= READ_BATCH_SEGMENTS; n *= 2) out.push(new BufferPool(n * segmentBytes, shared, kept));
   return out;
 }
 /** Sealed bytes. Never pushed, so reused as soon as a batch has been opened. */
-const READ_POOLS = pools(SEALED_SEGMENT_SIZE);
+const READ_POOLS = pools(SEALED_SEGMENT_SIZE, false);
 /**
- * Plaintext sizes. Nothing is ever given back to these (sinkFinished): `take` allocates, and a
- * stream reuses only its own buffers (RangeStream.outputBuffer).
+ * Plaintext sizes, in shared memory (a segment opener's worker writes into them). Nothing is ever
+ * given back to these: `take` allocates. A stream reuses its own buffers (RangeStream.outputBuffer),
+ * and gives those it no longer needs to the next streams of the same recording only
+ * (RECORDING_BUFFERS). Reuse matters more for shared memory than for ordinary Buffers: V8 (Node 20)
+ * does not count a SharedArrayBuffer towards what starts a garbage collection, so one dropped is
+ * freed only at a mark-compact something else brings about.
  */
-const OUTPUT_POOLS = pools(SEGMENT_SIZE, WORKER_MIN_SEGMENTS);
+const OUTPUT_POOLS = pools(SEGMENT_SIZE, true);
+/** Plaintext buffers kept between streams of one recording, never shared between recordings: 64 MiB at most, 5 s after last use. */
+export const RECORDING_BUFFERS = new RecordingBuffers(64 * 1024 * 1024, 5_000);
 
 function poolFor(which: BufferPool[], length: number): BufferPool | null {
   return which.find((p) => length <= p.size) ?? null;
@@ -393,6 +402,8 @@ class RangeStream extends Readable {
   private readonly size: number;
   private readonly count: number;
   private readonly aad: SegmentAad;
+  /** The recording, as RECORDING_BUFFERS knows it (ids are case-insensitive). */
+  private readonly recordingKey: string;
   private readonly start: number;
   private readonly end: number;
   private readonly firstSegment: number;
@@ -428,6 +439,7 @@ class RangeStream extends Readable {
     this.size = opts.plaintextSize;
     this.count = segmentCount(this.size);
     this.aad = new SegmentAad(opts.recordingId, this.size);
+    this.recordingKey = opts.recordingId.toLowerCase();
     this.start = opts.start;
     this.end = opts.endInclusive;
     this.firstSegment = Math.floor(this.start / SEGMENT_SIZE);
@@ -486,7 +498,7 @@ class RangeStream extends Readable {
     const offset = first * SEALED_SEGMENT_SIZE;
     let data: Promise<Buffer>;
     let pooled: PendingRead['pooled'] = null;
-    if (this.opener && this.reader.fd !== undefined && planned >= WORKER_MIN_SEGMENTS) {
+    if (this.opener && this.reader.fd !== undefined && first !== this.firstSegment) {
       // One job on a worker: it reads the batch from the file and opens it into one of this
       // stream's output buffers. The buffer is chosen now, before the batch in front of it is
       // pushed: one the sink has already passed on, never the one in front.
@@ -597,7 +609,10 @@ class RangeStream extends Readable {
       const plain = openSealed(this.key, this.aad.setSegment(i, i === this.count - 1), piece, `segment ${i}`);
       const segStart = i * SEGMENT_SIZE;
       // The decipher's own buffer is garbage at once, so it is collected young (see outputBuffer).
-      filled += plain.copy(out.buf, filled, Math.max(from - segStart, 0), Math.min(to - segStart, plainLen));
+      // fill() with a piece of exactly the gap's length is one memcpy, into shared memory too (as in the worker).
+      const wanted = plain.subarray(Math.max(from - segStart, 0), Math.min(to - segStart, plainLen));
+      if (wanted.length > 0) out.buf.fill(wanted, filled, filled + wanted.length);
+      filled += wanted.length;
     }
     this.pushFilled(cur, out, filled);
   }
@@ -636,24 +651,29 @@ class RangeStream extends Readable {
    * A buffer for `size` bytes of a batch planned for `planned` segments. Without a sink, a fresh
    * one. With a sink, one from a pool, and the buffers pushed are reused:
    *
-   * by this stream only, once the sink has passed each on. What is still queued (here and in the
+   * by this stream, once the sink has passed each on. What is still queued (here and in the
    * sink) is the last bytes pushed, in order, so a buffer followed by at least as many pushed
-   * bytes as are queued is referenced by no one any more. Never by another stream (sinkFinished).
+   * bytes as are queued is referenced by no one any more. Spare buffers this stream no longer
+   * wants (it slowed down to smaller batches, or has more than it tracks), and all of them once
+   * it has finished (sinkFinished), go to the next streams of the same recording, never another's
+   * (RECORDING_BUFFERS). A new buffer is one of those, or a fresh one.
    *
    * A buffer this stream lost track of, or still holds when the sink closes without finishing,
    * is left to the garbage collector.
    */
   private outputBuffer(planned: number, size: number): { buf: Buffer; pool: BufferPool | null } {
     const pool = this.sink ? poolFor(OUTPUT_POOLS, planned * SEGMENT_SIZE) : null;
-    if (!pool) return { buf: this.opener && planned >= WORKER_MIN_SEGMENTS ? sharedBuffer(size) : Buffer.allocUnsafeSlow(size), pool: null };
+    if (!pool) return { buf: this.opener ? sharedBuffer(size) : Buffer.allocUnsafeSlow(size), pool: null };
     const queued = this.readableLength + this.sink!.writableLength;
     while (this.outstanding.length > 0 && this.pushed - this.outstanding[0]!.pushedThrough >= queued) this.spare.push(this.outstanding.shift()!);
     // A stream that slowed down to smaller batches lets its bigger buffers go.
-    for (let i = this.spare.length - 1; i >= 0; i--) if (this.spare[i]!.pool.size > pool.size) this.spare.splice(i, 1);
+    for (let i = this.spare.length - 1; i >= 0; i--) {
+      if (this.spare[i]!.pool.size > pool.size) RECORDING_BUFFERS.giveBack(this.recordingKey, this.spare.splice(i, 1)[0]!.buf);
+    }
     const mine = this.spare.findIndex((s) => s.pool === pool);
     if (mine >= 0) return this.spare.splice(mine, 1)[0]!;
-    if (this.spare.length > OUTPUT_BUFFERS_TRACKED) this.spare.shift();
-    return { buf: pool.take(), pool };
+    if (this.spare.length > OUTPUT_BUFFERS_TRACKED) RECORDING_BUFFERS.giveBack(this.recordingKey, this.spare.shift()!.buf);
+    return { buf: RECORDING_BUFFERS.take(this.recordingKey, pool.size) ?? pool.take(), pool };
   }
 
   private stopReusing(): void {
@@ -662,10 +682,19 @@ class RangeStream extends Readable {
     this.spare.length = 0;
   }
 
+  /**
+   * The sink has passed on every byte it was given. If this stream ended (everything it pushed
+   * went into the sink), none of its buffers is referenced any more: they go to the next streams
+   * of this recording, and only of this recording (RECORDING_BUFFERS: a buffer that held one
+   * patient's recording cannot end up in another's replay, whatever a future change to the
+   * accounting above gets wrong). A buffer a job is still filling is in neither list. Otherwise
+   * (the sink was ended early, the stream was piped elsewhere) they go to the garbage collector.
+   */
   private sinkFinished(): void {
-    // Plaintext buffers are never handed to another stream, even once this one is done with them:
-    // a buffer that held one patient's recording must not be able to end up in another's replay,
-    // whatever a future change to the accounting above gets wrong. They go to the garbage collector.
+    if (this.sink && this.readableEnded) {
+      for (const b of this.outstanding) RECORDING_BUFFERS.giveBack(this.recordingKey, b.buf);
+      for (const b of this.spare) RECORDING_BUFFERS.giveBack(this.recordingKey, b.buf);
+    }
     this.stopReusing();
   }
 
