@@ -69,14 +69,15 @@ parentPort.on('message', (job) => {
         parentPort.postMessage({ id: job.id, failed: index });
         return;
       }
-      // Buffer#fill with a buffer of exactly the range's length is one native memcpy; copy() and
-      // set() into shared memory go through V8's relaxed-atomic copy, at less than half the speed.
       if (skip + take > plain.length) {
-        // The job asked for bytes past the segment's end: a caller bug, never a short copy.
+        // The job asked for bytes past the segment's end: a caller bug, refused whole (fill()
+        // below would repeat the bytes it has rather than copy fewer).
         plain.fill(0);
         parentPort.postMessage({ id: job.id, error: `segment ${index}: bytes ${skip}+${take} asked of ${plain.length}` });
         return;
       }
+      // Buffer#fill with a buffer of exactly the range's length is one native memcpy; copy() and
+      // set() into shared memory go through V8's relaxed-atomic copy, at less than half the speed.
       if (take > 0) out.fill(plain.subarray(skip, skip + take), filled, filled + take);
       filled += take;
     }

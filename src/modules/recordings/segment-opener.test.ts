@@ -6,7 +6,7 @@ import { Writable, type Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalBlobStore, type BlobStore } from './blob-store';
 import { SegmentOpener, sharedBuffer } from './segment-opener';
-import { openRangeStream, SEALED_SEGMENT_SIZE, sealRecording, SEGMENT_SIZE, TamperError } from './sealed-segments';
+import { openRangeStream, recordingIdBytes, SEALED_SEGMENT_SIZE, sealRecording, SEGMENT_SIZE, TamperError } from './sealed-segments';
 
 // Replays read and open their big batches on a worker thread (segment-opener.ts). These tests
 // hold that path to what the in-process path guarantees: the same bytes, every tag checked before
@@ -197,6 +197,25 @@ describe('replays opened on a worker', () => {
         output: out,
       });
       expect(r).toEqual({ failed: 0 });
+      expect(out.equals(Buffer.alloc(S))).toBe(true);
+      // The right key and AAD: exactly the bytes asked for, and a job asking for bytes past a
+      // segment's end is refused whole (never a short or repeated copy).
+      const domain = Buffer.from('confidant/recording/v1', 'ascii');
+      const size = Buffer.alloc(8);
+      size.writeBigUInt64BE(BigInt(n));
+      const aad = Buffer.concat([domain, recordingIdBytes(fx.id), Buffer.alloc(5), size]);
+      const job = (skip: number, take: number) => ({
+        key: fx.key,
+        aad,
+        aadAt: domain.length + 16,
+        read: { fd: reader.fd!, position: SEALED_SEGMENT_SIZE, length: SEALED_SEGMENT_SIZE },
+        segments: [1, 0, SEALED_SEGMENT_SIZE, skip, take],
+        output: out,
+      });
+      expect(await opener.open(job(100, S - 100))).toEqual({ filled: S - 100 });
+      expect(out.subarray(0, S - 100).equals(fx.plain.subarray(S + 100, 2 * S))).toBe(true);
+      out.fill(0);
+      await expect(opener.open(job(100, S))).rejects.toThrow(/asked of/);
       expect(out.equals(Buffer.alloc(S))).toBe(true);
     } finally {
       await reader.close();
