@@ -32,8 +32,10 @@ export const playRecording = defineRoute({
     const abort = new AbortController();
     let stream;
     try {
-      // reply.send pipes the stream into reply.raw, its only consumer (the listener below only counts).
-      stream = await openReplayStream(deps.recordings, media, { signal: abort.signal, sink: reply.raw });
+      // reply.send pipes the stream into reply.raw, its only consumer (the listener below only
+      // counts); its socket carries the bytes on (a cut-short stream's buffers are reused once it closed).
+      const socket = reply.raw.socket;
+      stream = await openReplayStream(deps.recordings, media, { signal: abort.signal, sink: reply.raw, ...(socket ? { carrier: socket } : {}) });
     } catch (err) {
       if (err instanceof TamperError) throw damaged(deps, media, principal, request);
       throw err;
@@ -51,8 +53,10 @@ export const playRecording = defineRoute({
     });
     reply.raw.once('close', () => {
       abort.abort();
-      if (sent < length && !damage) {
-        const end = media.start + sent - 1;
+      // What was handed to the response by now: counted once, so the range and the byte count agree.
+      const got = sent;
+      if (got < length && !damage) {
+        const end = media.start + got - 1;
         deps.scopes
           .run(principal, request, async (scope) =>
             scope.audit({
@@ -60,7 +64,7 @@ export const playRecording = defineRoute({
               objectType: 'recording',
               objectId: media.recordingId,
               patientId: media.patientId,
-              details: { range: sent > 0 ? `${media.start}-${end}` : 'none', bytes: sent },
+              details: { range: got > 0 ? `${media.start}-${end}` : 'none', bytes: got },
             }),
           )
           .catch((err: Error) => deps.logger.error({ errName: err.name }, 'could not audit a replay cut short'));

@@ -606,7 +606,7 @@ export async function prepareReplayMedia(scope: Scope, recordingId: string, rang
 export async function openReplayStream(
   deps: RecordingDeps,
   media: ReplayMedia,
-  { signal, sink }: { signal?: AbortSignal; sink?: import('./sealed-segments').RangeStreamSink } = {},
+  { signal, sink, carrier }: { signal?: AbortSignal; sink?: import('./sealed-segments').RangeStreamSink; carrier?: import('./sealed-segments').RangeStreamCarrier } = {},
 ): Promise<Readable> {
   if (media.keyId !== deps.masterKey.id) throw new TamperError('the recording was sealed under another master key');
   const key = unwrapDataKey(deps.masterKey, media.recordingId, media.wrappedKey);
@@ -628,6 +628,7 @@ export async function openReplayStream(
     opener: sharedOpener(),
     ...(signal ? { signal } : {}),
     ...(sink ? { sink } : {}),
+    ...(carrier ? { carrier } : {}),
   });
   stream.once('close', () => {
     key.fill(0);

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -328,6 +329,41 @@ describe('round trips and ranges', () => {
       await new Promise((r) => setTimeout(r, 20));
       expect(RECORDING_BUFFERS.stats().bytes, how).toBe(0);
     }
+  });
+
+  it('a stream cut short gives its buffers back to its recording only once it has closed and its carrier (the socket) has closed', async () => {
+    const n = 20 * S + 5;
+    const fx = sealed(n);
+    for (const order of ['stream first', 'carrier first'] as const) {
+      RECORDING_BUFFERS.clear();
+      const carrier = new EventEmitter();
+      const made = slowSink({ delayMs: 2 });
+      const stream = openRangeStream({ key: fx.key, recordingId: fx.id, plaintextSize: n, reader: memReader(fx.sealed, { readInto: true }), start: 0, endInclusive: n - 1, sink: made.sink, carrier });
+      stream.pipe(made.sink);
+      await new Promise<void>((resolve) => stream.once('data', () => resolve()));
+      await new Promise((r) => setTimeout(r, 10));
+      const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+      if (order === 'carrier first') carrier.emit('close');
+      stream.destroy();
+      await closed;
+      await new Promise((r) => setTimeout(r, 10));
+      if (order === 'stream first') {
+        expect(RECORDING_BUFFERS.stats().bytes, order).toBe(0);
+        carrier.emit('close');
+      }
+      expect(RECORDING_BUFFERS.stats().of(fx.id), order).toBeGreaterThan(0);
+      expect(RECORDING_BUFFERS.stats().bytes, order).toBe(RECORDING_BUFFERS.stats().of(fx.id));
+      expect(carrier.listenerCount('close'), order).toBe(0);
+    }
+    // A stream that finishes lets go of its carrier: nothing waits on a keep-alive socket.
+    RECORDING_BUFFERS.clear();
+    const carrier = new EventEmitter();
+    const made = slowSink({ delayMs: 0 });
+    const stream = openRangeStream({ key: fx.key, recordingId: fx.id, plaintextSize: n, reader: memReader(fx.sealed, { readInto: true }), start: 0, endInclusive: n - 1, sink: made.sink, carrier });
+    const { data } = await throughSink(stream, { delayMs: 0 }, made);
+    expect(data.equals(fx.plain)).toBe(true);
+    expect(carrier.listenerCount('close')).toBe(0);
+    RECORDING_BUFFERS.clear();
   });
 
   it('works from the local blob store (readInto path) too', async () => {

@@ -241,6 +241,16 @@ export interface RangeStreamSink {
   once(event: 'finish', listener: () => void): unknown;
 }
 
+/**
+ * What carries a sink's bytes on: an HTTP response's socket. Its 'close' must mean that it holds
+ * none of them any more, as a net.Socket's does: it is emitted once the socket's handle has
+ * closed, after libuv completed or cancelled every write in flight.
+ */
+export interface RangeStreamCarrier {
+  once(event: 'close', listener: () => void): unknown;
+  off(event: 'close', listener: () => void): unknown;
+}
+
 export interface RangeStreamOptions {
   /** The recording's data key (32 bytes). It is not copied: keep it intact until the stream closes. */
   key: Buffer;
@@ -268,6 +278,12 @@ export interface RangeStreamOptions {
    * RangeStream.outputBuffer); piped anywhere else, it does not.
    */
   sink?: RangeStreamSink;
+  /**
+   * With a sink: what carries its bytes on. A stream cut short (destroyed before its sink
+   * finished) gives its buffers to the recording's next streams once it has closed and the
+   * carrier has closed too; without a carrier they are left to the garbage collector.
+   */
+  carrier?: RangeStreamCarrier;
 }
 
 /**
@@ -430,6 +446,16 @@ class RangeStream extends Readable {
   private readonly outstanding: OutputBuffer[] = [];
   /** Output buffers this stream pushed and the sink has passed on: free for its next batches. */
   private readonly spare: OutputBuffer[] = [];
+  /** What carries the sink's bytes on, until it closes or the sink finishes (see releaseTornDown). */
+  private carrier: RangeStreamCarrier | null = null;
+  private carrierClosed = false;
+  /** Destroyed, and every read and job it started has settled. */
+  private destroySettled = false;
+  private readonly onCarrierClose = (): void => {
+    this.carrierClosed = true;
+    this.carrier = null;
+    this.releaseTornDown();
+  };
 
   constructor(opts: RangeStreamOptions, batch: number) {
     // Batches are pushed whole; one segment is a sensible buffer target.
@@ -449,6 +475,10 @@ class RangeStream extends Readable {
     this.sink = opts.sink ?? null;
     this.opener = opts.opener ?? null;
     this.sink?.once('finish', () => this.sinkFinished());
+    if (this.sink && opts.carrier) {
+      this.carrier = opts.carrier;
+      this.carrier.once('close', this.onCarrierClose);
+    }
   }
 
   override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
@@ -680,6 +710,21 @@ class RangeStream extends Readable {
     this.sink = null;
     this.outstanding.length = 0;
     this.spare.length = 0;
+    this.carrier?.off('close', this.onCarrierClose);
+    this.carrier = null;
+  }
+
+  /**
+   * A stream cut short: once it is destroyed with nothing of its own in flight, and the carrier
+   * has closed (so no socket or write request holds a byte it pushed, and nothing will read the
+   * bytes still queued in it), its buffers go to the recording's next streams, as a finished
+   * stream's do. A buffer a job was filling is in neither list and is left to the collector.
+   */
+  private releaseTornDown(): void {
+    if (!this.carrierClosed || !this.destroySettled || !this.sink) return;
+    for (const b of this.outstanding) RECORDING_BUFFERS.giveBack(this.recordingKey, b.buf);
+    for (const b of this.spare) RECORDING_BUFFERS.giveBack(this.recordingKey, b.buf);
+    this.stopReusing();
   }
 
   /**
@@ -705,8 +750,13 @@ class RangeStream extends Readable {
     const ahead = this.ahead;
     this.ahead = null;
     if (ahead) waits.push(ahead.data.finally(() => RangeStream.settled(ahead)));
-    if (waits.length === 0) cb(err);
-    else void Promise.allSettled(waits).then(() => cb(err));
+    const done = () => {
+      this.destroySettled = true;
+      this.releaseTornDown();
+      cb(err);
+    };
+    if (waits.length === 0) done();
+    else void Promise.allSettled(waits).then(done);
   }
 }
 
