@@ -722,9 +722,14 @@ class RangeStream extends Readable {
    */
   private releaseTornDown(): void {
     if (!this.carrierClosed || !this.destroySettled || !this.sink) return;
+    this.giveBackAll();
+    this.stopReusing();
+  }
+
+  /** Every buffer this stream tracks, to this recording's next streams (only once none is referenced). */
+  private giveBackAll(): void {
     for (const b of this.outstanding) RECORDING_BUFFERS.giveBack(this.recordingKey, b.buf);
     for (const b of this.spare) RECORDING_BUFFERS.giveBack(this.recordingKey, b.buf);
-    this.stopReusing();
   }
 
   /**
@@ -736,10 +741,7 @@ class RangeStream extends Readable {
    * (the sink was ended early, the stream was piped elsewhere) they go to the garbage collector.
    */
   private sinkFinished(): void {
-    if (this.sink && this.readableEnded) {
-      for (const b of this.outstanding) RECORDING_BUFFERS.giveBack(this.recordingKey, b.buf);
-      for (const b of this.spare) RECORDING_BUFFERS.giveBack(this.recordingKey, b.buf);
-    }
+    if (this.sink && this.readableEnded) this.giveBackAll();
     this.stopReusing();
   }
 
