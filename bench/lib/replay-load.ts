@@ -5,10 +5,12 @@
  *                       connection: no http parser on the body, no allocation per read), each
  *                       sending keep-alive GETs with a Range of `rangeBytes` at a seeded random
  *                       offset, one after the other; body bytes are counted and thrown away.
- *   runReplayStreams    N long-lived node:http range requests (`bytes=X-`, as a browser's media
- *                       element sends them), each consumed at a fixed bit rate (pause/resume
- *                       against a budget), while seeks (the current request aborted, a new one
- *                       from a random offset) are timed to their first body byte.
+ *   runReplayStreams    N long-lived range requests (`bytes=X-`, as a browser's media element
+ *                       sends them), each on its own raw TCP connection reading into one buffer
+ *                       all streams share (the head parsed, the body counted), consumed at a
+ *                       fixed bit rate (the socket paused and resumed against a budget), while
+ *                       seeks (the current connection closed, a new request from a random
+ *                       offset) are timed to their first body byte.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -393,8 +395,10 @@ export interface StreamsOptions {
 
 interface StreamState {
   idx: number;
-  cookie: string;
-  req: http.ClientRequest | null;
+  /** `cookie: …` and the blank line that ends the request. */
+  cookieLine: Buffer;
+  /** The connection of the request in flight (one per request: a seek closes it and opens another). */
+  sock: net.Socket | null;
   /** Request generation: events of an aborted request (a seek) are ignored. */
   gen: number;
   issuedAt: number;
@@ -409,8 +413,6 @@ interface StreamState {
   seeks: number;
   bytes: number;
   ended: boolean;
-  /** Resumes the current response (set when its headers arrive). */
-  resume: (() => void) | null;
 }
 
 export interface PhaseResult {
@@ -442,7 +444,9 @@ export interface StreamsResult {
 
 export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult> {
   const rand = mulberry32(o.seed);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256 });
+  // Every stream reads into this one buffer: a read's bytes are counted (and a response's head
+  // copied) before the callback returns, so no stream needs one of its own.
+  const shared = Buffer.allocUnsafe(1 << 20);
   const lead = o.rateBytesPerS * o.leadS;
   const totalS = o.rampS + o.phases.reduce((a, p) => a + p.seconds, 0);
   // Start far enough from the end that no stream runs out of file before the run ends.
@@ -463,64 +467,86 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
     s.error = kind;
     failures[kind] = (failures[kind] ?? 0) + 1;
     if (failureExamples.length < 5) failureExamples.push(`stream ${s.idx}: ${detail}`);
-    s.req?.destroy();
-    s.req = null;
+    s.sock?.destroy();
+    s.sock = null;
   };
 
   const budget = (s: StreamState, now: number) => (s.firstByteAt ? lead + (o.rateBytesPerS * (now - s.firstByteAt)) / 1000 : lead);
 
+  const request = (from: number) => Buffer.from(`GET ${o.path} HTTP/1.1\r\nhost: ${o.host}:${o.port}\r\nuser-agent: confidant-bench-replay\r\nrange: bytes=${from}-\r\n`, 'latin1');
   const open = (s: StreamState, seek: boolean) => {
     const gen = ++s.gen;
     const from = offset();
+    const length = o.fileSize - from;
     s.issuedAt = performance.now();
     s.firstByteAt = 0;
     s.received = 0;
     s.paused = false;
     s.seekPhase = seek ? phase : null;
-    s.resume = null;
-    const req = http.get(
-      { host: o.host, port: o.port, path: o.path, agent, headers: { 'user-agent': 'confidant-bench-replay', cookie: s.cookie, range: `bytes=${from}-` } },
-      (res) => {
-        if (gen !== s.gen) return void res.destroy();
-        const headersAt = performance.now();
-        if (res.statusCode !== 206) {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => failStream(s, `HTTP ${res.statusCode}`, `HTTP ${res.statusCode} ${text.slice(0, 200)}`));
-          return;
+    let head: Buffer | null = null;
+    let inBody = false;
+    // Called for every read, with the bytes in the one buffer all streams share; returning false
+    // pauses the socket (the kernel's receive window then closes, as for a player that has enough).
+    const onRead = (n: number, b: Uint8Array): boolean => {
+      if (gen !== s.gen || s.error) return false;
+      const now = performance.now();
+      let body = n;
+      if (!inBody) {
+        const piece = Buffer.from(b.subarray(0, n)); // a copy: `b` is reused by the next read
+        head = head ? Buffer.concat([head, piece]) : piece;
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (head.length > 65_536) failStream(s, 'bad response', 'response header over 64 KiB');
+          return !s.error;
         }
-        if (s.seekPhase) (seekHeaders.get(s.seekPhase) ?? seekHeaders.set(s.seekPhase, []).get(s.seekPhase)!).push(headersAt - s.issuedAt);
-        res.on('data', (c: Buffer) => {
-          if (gen !== s.gen) return;
-          const now = performance.now();
-          if (!s.firstByteAt) {
-            s.firstByteAt = now;
-            const ms = now - s.issuedAt;
-            if (s.seekPhase) (seekFirst.get(s.seekPhase) ?? seekFirst.set(s.seekPhase, []).get(s.seekPhase)!).push(ms);
-            else openTimes.push(ms);
-          }
-          s.received += c.length;
-          s.bytes += c.length;
-          phaseBytes.set(phase, (phaseBytes.get(phase) ?? 0) + c.length);
-          if (s.received >= budget(s, now)) {
-            res.pause();
-            s.paused = true;
-          }
-        });
-        res.on('end', () => {
-          if (gen !== s.gen) return;
-          s.ended = true;
-          s.req = null;
-        });
-        res.on('error', (err) => gen === s.gen && failStream(s, 'response error', err.message));
-        s.resume = () => {
-          if (gen === s.gen) res.resume();
-        };
-      },
-    );
-    req.on('error', (err) => gen === s.gen && failStream(s, err.message.startsWith('socket hang up') ? 'socket hang up' : 'socket error', err.message));
-    s.req = req;
+        const text = head.toString('latin1', 0, end);
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
+        const announced = Number(/\r\ncontent-length:\s*(\d+)/i.exec(text)?.[1] ?? NaN);
+        if (status !== 206) {
+          failStream(s, `HTTP ${status}`, `HTTP ${status} ${head.toString('latin1', end + 4, end + 204)}`);
+          return false;
+        }
+        if (announced !== length) {
+          failStream(s, 'bad response', `content-length ${announced}, wanted ${length}`);
+          return false;
+        }
+        if (s.seekPhase) (seekHeaders.get(s.seekPhase) ?? seekHeaders.set(s.seekPhase, []).get(s.seekPhase)!).push(now - s.issuedAt);
+        inBody = true;
+        body = head.length - (end + 4);
+        head = null;
+        if (body === 0) return true;
+      }
+      if (!s.firstByteAt) {
+        s.firstByteAt = now;
+        const ms = now - s.issuedAt;
+        if (s.seekPhase) (seekFirst.get(s.seekPhase) ?? seekFirst.set(s.seekPhase, []).get(s.seekPhase)!).push(ms);
+        else openTimes.push(ms);
+      }
+      s.received += body;
+      s.bytes += body;
+      phaseBytes.set(phase, (phaseBytes.get(phase) ?? 0) + body);
+      if (s.received > length) {
+        failStream(s, 'bad response', `${s.received - length} bytes past the end of the response`);
+        return false;
+      }
+      if (s.received === length) {
+        s.ended = true;
+        s.sock?.destroy();
+        s.sock = null;
+        return false;
+      }
+      if (s.received >= budget(s, now)) {
+        s.paused = true;
+        return false;
+      }
+      return true;
+    };
+    const sock = net.connect({ host: o.host, port: o.port, onread: { buffer: shared, callback: onRead } });
+    sock.setNoDelay(true);
+    sock.once('connect', () => gen === s.gen && sock.write(Buffer.concat([request(from), s.cookieLine])));
+    sock.on('error', (err) => gen === s.gen && failStream(s, 'socket error', err.message));
+    sock.once('close', () => gen === s.gen && !s.ended && failStream(s, 'closed early', `the server closed the connection after ${s.received} of ${length} body bytes`));
+    s.sock = sock;
   };
   const elu0 = performance.eventLoopUtilization();
   const cpu0 = process.cpuUsage();
@@ -530,7 +556,7 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
   const ticker = setInterval(() => {
     const now = performance.now();
     for (const s of streams) {
-      if (s.error || s.ended || !s.req) continue;
+      if (s.error || s.ended || !s.sock) continue;
       if (!s.firstByteAt) {
         if (now - s.issuedAt > o.timeoutMs) failStream(s, 'timeout', `no first byte after ${o.timeoutMs} ms`);
         continue;
@@ -545,7 +571,7 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
       // each): 40,000 pause/resume cycles a second at 2,000 streams, on both ends, that no player makes.
       if (s.paused && s.received < budget(s, now) - lead / 2) {
         s.paused = false;
-        s.resume?.();
+        s.sock.resume();
       }
     }
   }, 50);
@@ -559,8 +585,8 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
       while (streams.length < due) {
         const s: StreamState = {
           idx: streams.length,
-          cookie: o.cookies[streams.length % sessions]!,
-          req: null,
+          cookieLine: Buffer.from(`cookie: ${o.cookies[streams.length % sessions]!}\r\n\r\n`, 'latin1'),
+          sock: null,
           gen: 0,
           issuedAt: 0,
           firstByteAt: 0,
@@ -572,7 +598,6 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
           seeks: 0,
           bytes: 0,
           ended: false,
-          resume: null,
         };
         streams.push(s);
         open(s, false);
@@ -606,13 +631,14 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
                 let pick: StreamState | undefined;
                 for (let tries = 0; tries < 20 && !pick; tries++) {
                   const s = streams[Math.floor(rand() * streams.length)]!;
-                  if (!s.error && !s.ended && s.req && s.firstByteAt > 0) pick = s;
+                  if (!s.error && !s.ended && s.sock && s.firstByteAt > 0) pick = s;
                 }
                 if (!pick) break;
                 seeks++;
                 pick.seeks++;
                 // As a media element does: abandon the current request, ask for the new position.
-                pick.req!.destroy();
+                pick.gen++; // its connection's last events are ignored
+                pick.sock!.destroy();
                 open(pick, true);
               }
             },
@@ -629,13 +655,13 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
       seekFirstByteMs: summarise([]),
       seekHeadersMs: summarise([]),
       bytesPerS: (phaseBytes.get(p.name) ?? 0) / ((pEnd - pStart) / 1000),
-      openStreams: streams.filter((s) => !s.error && !s.ended && s.req).length,
+      openStreams: streams.filter((s) => !s.error && !s.ended && s.sock).length,
     });
   }
   // Drain: seeks issued in a phase's last moments are timed too (up to timeoutMs; the ticker fails slower ones).
   phase = 'drain';
   const drainFrom = performance.now();
-  while (streams.some((s) => !s.error && s.req && !s.firstByteAt) && performance.now() - drainFrom < o.timeoutMs + 500) await new Promise((r) => setTimeout(r, 20));
+  while (streams.some((s) => !s.error && s.sock && !s.firstByteAt) && performance.now() - drainFrom < o.timeoutMs + 500) await new Promise((r) => setTimeout(r, 20));
   for (const pr of phaseResults) {
     pr.seekFirstByteMs = summarise(seekFirst.get(pr.name) ?? []);
     pr.seekHeadersMs = summarise(seekHeaders.get(pr.name) ?? []);
@@ -667,9 +693,8 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
   // Teardown: every stream abandoned at once (each is audited by the service as cut short).
   for (const s of streams) {
     s.gen++;
-    s.req?.destroy();
-    s.req = null;
+    s.sock?.destroy();
+    s.sock = null;
   }
-  agent.destroy();
   return result;
 }
