@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RecordingBuffers } from './recording-buffers';
+import { RecordingBuffers, wipe } from './recording-buffers';
 
 const KiB = 1024;
 
@@ -60,6 +60,17 @@ describe('RecordingBuffers', () => {
     kept.clear();
   });
 
+  it("when a recording's own buffers fill the allowance, the one given back is wiped, not the ones kept", () => {
+    const kept = new RecordingBuffers(128 * KiB, 5_000);
+    const bufs = Array.from({ length: 3 }, (_, i) => Buffer.alloc(64 * KiB, i + 1));
+    for (const b of bufs) kept.giveBack('rec-a', b);
+    expect(bufs[2]!.every((x) => x === 0)).toBe(true);
+    expect(bufs[0]!.every((x) => x === 1) && bufs[1]!.every((x) => x === 2)).toBe(true);
+    expect(kept.stats()).toMatchObject({ bytes: 128 * KiB, recordings: 1 });
+    expect(kept.take('rec-a', 64 * KiB)).toBe(bufs[1]);
+    kept.clear();
+  });
+
   it('a buffer bigger than the whole allowance is wiped, not kept', () => {
     const kept = new RecordingBuffers(64 * KiB, 5_000);
     const big = Buffer.alloc(128 * KiB, 0x55);
@@ -75,5 +86,16 @@ describe('RecordingBuffers', () => {
     await new Promise((r) => setTimeout(r, 900));
     expect(a.every((x) => x === 0)).toBe(true);
     expect(kept.stats().bytes).toBe(0);
+  });
+
+  it('wipe zero-fills shared and ordinary buffers of any length', () => {
+    for (const len of [1, 1000, 64 * KiB, 64 * KiB + 7, 300 * KiB]) {
+      const shared = Buffer.from(new SharedArrayBuffer(len)).fill(0xab);
+      const plain = Buffer.alloc(len, 0xcd);
+      wipe(shared);
+      wipe(plain);
+      expect(shared.every((x) => x === 0)).toBe(true);
+      expect(plain.every((x) => x === 0)).toBe(true);
+    }
   });
 });
