@@ -253,7 +253,8 @@ describe('round trips and ranges', () => {
   });
 
   it('with a sink: pushed buffers are reused only once passed on (slow sinks, several streams at once, in rounds)', async () => {
-    const n = 40 * S + 777;
+    // Long enough for whole batches: the slow start reaches 16 segments once 64 were given.
+    const n = 160 * S + 777;
     const { id, key, plain, sealed: blob } = sealed(n);
     let seed = 7;
     const rand = () => {
@@ -603,8 +604,9 @@ describe('stream behaviour', () => {
     stream.on('data', (b: Buffer) => rest.push(b));
     await new Promise((r) => stream.once('end', r));
     expect(Buffer.concat([first, ...rest]).equals(fixture.plain)).toBe(true);
-    // One segment first, then 1, 2 and 4 (slow start: never more than already given), then the other 32 in batches of 4.
-    expect(reader.calls.map((c) => c.length / SEALED_SEGMENT_SIZE)).toEqual([1, 1, 2, ...Array(9).fill(4)]);
+    // One segment first, then seven more one at a time, four of 2 and the other 24 in batches of 4
+    // (slow start: a batch is at most a quarter of what was already given).
+    expect(reader.calls.map((c) => c.length / SEALED_SEGMENT_SIZE)).toEqual([...Array(8).fill(1), ...Array(4).fill(2), ...Array(6).fill(4)]);
   });
 
   it('the first segment is read alone and pushed before the next batch has been read', async () => {
@@ -631,17 +633,20 @@ describe('stream behaviour', () => {
     stream.on('data', (b: Buffer) => rest.push(b));
     await new Promise((r) => stream.once('end', r));
     expect(Buffer.concat([first, ...rest]).equals(fixture.plain.subarray(start))).toBe(true);
-    // Then batches doubling up to whole ones (slow start: never more than already given), each pushed as one buffer.
-    expect(inner.calls.map((c) => c.length / SEALED_SEGMENT_SIZE)).toEqual([1, 1, 2, 4, 8, 16, 5]);
-    expect(rest.map((b) => b.length / S)).toEqual([1, 2, 4, 8, 16, 5]);
+    // Then batches doubling (slow start: at most a quarter of what was already given), each pushed as one buffer.
+    const after = [...Array(7).fill(1), ...Array(4).fill(2), ...Array(4).fill(4), 5];
+    expect(inner.calls.map((c) => c.length / SEALED_SEGMENT_SIZE)).toEqual([1, ...after]);
+    expect(rest.map((b) => b.length / S)).toEqual(after);
   });
 
   it('a consumer taking little per second gets small batches, a fast one whole batches again', async () => {
     let clock = 0;
     const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    // Long enough for whole batches once fast (the slow start reaches 16 segments once 64 were given).
+    const long = sealed(100 * S);
     try {
-      const reader = memReader(fixture.sealed, { readInto: true });
-      const stream = openRangeStream({ key: fixture.key, recordingId: fixture.id, plaintextSize: n, reader, start: 0, endInclusive: n - 1, batchSegments: 16 });
+      const reader = memReader(long.sealed, { readInto: true });
+      const stream = openRangeStream({ key: long.key, recordingId: long.id, plaintextSize: 100 * S, reader, start: 0, endInclusive: 100 * S - 1, batchSegments: 16 });
       stream.pause();
       const next = () =>
         new Promise<Buffer | null>((resolve) => {
@@ -667,12 +672,54 @@ describe('stream behaviour', () => {
       const slowReads = reader.calls.length;
       // Then fast.
       for (let b = await next(); b; b = await next()) parts.push(b);
-      expect(Buffer.concat(parts).equals(fixture.plain)).toBe(true);
+      expect(Buffer.concat(parts).equals(long.plain)).toBe(true);
       const segs = reader.calls.map((c) => c.length / SEALED_SEGMENT_SIZE);
       // One segment first, and one again (slow start); then small while slow, whole again once fast.
       expect(segs.slice(0, 2)).toEqual([1, 1]);
       expect(Math.max(...segs.slice(3, slowReads))).toBeLessThanOrEqual(2);
       expect(segs.slice(slowReads)).toContain(16);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
+  it("a player's pace is what it took in the last second, also for the batch read ahead just after a push", async () => {
+    let clock = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    try {
+      const reader = memReader(fixture.sealed, { readInto: true });
+      const stream = openRangeStream({ key: fixture.key, recordingId: fixture.id, plaintextSize: n, reader, start: 0, endInclusive: n - 1, batchSegments: 16 });
+      stream.pause();
+      const next = () =>
+        new Promise<Buffer | null>((resolve) => {
+          const onData = (b: Buffer) => {
+            stream.off('end', onEnd);
+            stream.pause();
+            resolve(b);
+          };
+          const onEnd = () => {
+            stream.off('data', onData);
+            resolve(null);
+          };
+          stream.once('data', onData);
+          stream.once('end', onEnd);
+          stream.resume();
+        });
+      const parts: Buffer[] = [];
+      // A burst, as a player's socket takes at first: 20 segments at once (the slow start reaches 4).
+      while (parts.reduce((a, b) => a + b.length, 0) < 20 * S) parts.push((await next())!);
+      const burstReads = reader.calls.length;
+      // Then one chunk every 1.5 s: a batch is read ahead right after each push, a millisecond after
+      // it on any clock; the pace is still one push in the last second, not "a batch a millisecond".
+      for (let b = await next(); b; b = await next()) {
+        parts.push(b);
+        clock += 1500;
+      }
+      expect(Buffer.concat(parts).equals(fixture.plain)).toBe(true);
+      const segs = reader.calls.map((c) => c.length / SEALED_SEGMENT_SIZE);
+      expect(Math.max(...segs.slice(0, burstReads))).toBe(4);
+      // The batch in flight when the pace changed, then one segment at a time.
+      expect(segs.slice(burstReads + 1).every((x) => x === 1)).toBe(true);
     } finally {
       now.mockRestore();
     }
@@ -696,10 +743,10 @@ describe('stream behaviour', () => {
       const stream = openRangeStream(withSink ? { ...base, sink: made.sink } : base);
       const { data, error } = withSink ? await throughSink(stream, { delayMs: 1 }, made) : await drain(stream);
       expect(error).toBeInstanceOf(TamperError);
-      // Read by a fast consumer: segment 0, then 1, 2–3, 4–7, 8–15 (slow start), then 16–31 (refused).
-      // A slow sink gets smaller batches.
+      // Read by a fast consumer: segment 0, then 1–7 one at a time, 8–15 two at a time, 16–19
+      // (slow start: a quarter of what was given), then 20–23 (refused). A slow sink gets smaller batches.
       if (withSink) expect(data.length % S === 0 && data.length <= 20 * S).toBe(true);
-      else expect(data.length).toBe(16 * S);
+      else expect(data.length).toBe(20 * S);
       expect(data.equals(fixture.plain.subarray(0, data.length))).toBe(true);
     }
   });

@@ -332,6 +332,10 @@ const EMPTY_BUFFER = Buffer.alloc(0);
 
 /** A batch should hold about this much of what its consumer takes per second (see RangeStream.batchAt). */
 const BATCH_SECONDS = 1;
+/** Slow start: a batch is at most this share of what a stream has been given so far (see batchAt). */
+const SLOW_START_SHARE = 4;
+/** Recent pushes remembered per stream (time and segments of each), for a stream's pace. */
+const RECENT_PUSHES = 32;
 
 /**
  * Free buffers of one size, shared by every range stream. A buffer per request lives as long as
@@ -438,10 +442,10 @@ class RangeStream extends Readable {
   /** Reuse pushed buffers: there is a sink, and the stream is piped into nothing else. */
   private sink: RangeStreamSink | null;
   private readonly opener: SegmentOpener | null;
-  /** Plaintext bytes pushed so far; when the last batch was pushed, and of how many segments. */
+  /** Plaintext bytes pushed so far. */
   private pushed = 0;
-  private lastPushAt = -1;
-  private lastPushSegments = 0;
+  /** [when, segments] of the last RECENT_PUSHES pushes, oldest first, flattened. */
+  private readonly recentPushes: number[] = [];
   /** Output buffers pushed that the sink may not have passed on yet, oldest first. */
   private readonly outstanding: OutputBuffer[] = [];
   /** Output buffers this stream pushed and the sink has passed on: free for its next batches. */
@@ -499,26 +503,36 @@ class RangeStream extends Readable {
   /**
    * Segments for the batch starting at `first`: one for the first (the first bytes soon), and one
    * while the sink still holds bytes it was given (its consumer, not this stream, is behind:
-   * whatever is read now would only wait, holding memory). Otherwise what the consumer took in
-   * about BATCH_SECONDS, judged by how long it took the last batch (a batch is read only once the
-   * consumer has asked for more), as a power of two up to `batch`: a megabyte for anything faster
-   * than a megabyte a second, one or two segments for a player pacing itself at 1 Mbit/s.
+   * whatever is read now would only wait, holding memory). Otherwise what the consumer took in the
+   * last BATCH_SECONDS (the segments pushed in that time: a batch is pushed only once the consumer
+   * has asked for more), as a power of two up to `batch`: a megabyte for anything faster than a
+   * megabyte a second, one or two segments for a player pacing itself at 1 Mbit/s.
+   *
+   * Not the time the last batch took: the batch read ahead is planned just after a push, and a
+   * player's socket takes a burst whenever its buffers have room, so batches a millisecond apart
+   * said "fast" of a player that then held a megabyte batch, paused, for eight seconds.
    */
   private batchAt(first: number): number {
     if (first === this.firstSegment || (this.sink && this.sink.writableLength > 0)) return 1;
-    // Slow start: never more than the stream has already been given. A player's socket takes
-    // its first few hundred kilobytes at once, whatever its pace; they are not a reason to read
-    // a megabyte at a time (and, on a worker, into a megabyte of memory of its own).
+    // Slow start: a quarter of what the stream has been given so far. A player's socket takes its
+    // first megabyte or so at once, whatever its pace (the kernel's buffers at both ends); that is
+    // not a reason to read a megabyte at a time (and, on a worker, into a megabyte of memory of its
+    // own, held while the player plays it).
     const given = first - this.firstSegment;
     let cap = 1;
-    while (cap * 2 <= Math.min(given, this.batch)) cap *= 2;
-    if (this.lastPushAt < 0) return cap;
-    const seconds = Math.max(performance.now() - this.lastPushAt, 1) / 1000;
-    const fits = (n: number) => n <= (this.lastPushSegments / seconds) * BATCH_SECONDS * Math.SQRT2;
-    if (fits(cap)) return cap;
+    while (cap * 2 <= Math.min(given / SLOW_START_SHARE, this.batch)) cap *= 2;
+    const took = this.pushedWithin(performance.now() - BATCH_SECONDS * 1000);
+    const fits = (n: number) => n <= took * Math.SQRT2;
     let n = 1;
-    while (n * 2 < cap && fits(n * 2)) n *= 2;
+    while (n < cap && fits(n * 2)) n *= 2;
     return n;
+  }
+
+  /** Segments pushed since `since` (performance.now() ms), from the record of recent pushes. */
+  private pushedWithin(since: number): number {
+    let sum = 0;
+    for (let i = this.recentPushes.length - 2; i >= 0 && this.recentPushes[i]! >= since; i -= 2) sum += this.recentPushes[i + 1]!;
+    return sum;
   }
 
   private readAt(first: number): PendingRead {
@@ -668,8 +682,8 @@ class RangeStream extends Readable {
 
   private pushFilled(cur: PendingRead, out: { buf: Buffer; pool: BufferPool | null }, filled: number): void {
     this.pushed += filled;
-    this.lastPushAt = performance.now();
-    this.lastPushSegments = cur.last - cur.first + 1;
+    this.recentPushes.push(performance.now(), cur.last - cur.first + 1);
+    if (this.recentPushes.length > RECENT_PUSHES * 2) this.recentPushes.splice(0, 2);
     if (out.pool && this.sink) {
       this.outstanding.push({ buf: out.buf, pool: out.pool, pushedThrough: this.pushed });
       if (this.outstanding.length > OUTPUT_BUFFERS_TRACKED) this.outstanding.shift();
