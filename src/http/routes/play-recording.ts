@@ -66,6 +66,10 @@ export const playRecording = defineRoute({
               patientId: media.patientId,
               details: { range: got > 0 ? `${media.start}-${end}` : 'none', bytes: got },
             }),
+            // Nothing but the event is written: it joins the reads' group commit (one WAL flush for
+            // all that arrive together) rather than taking the chain head for a commit of its own,
+            // which every seek's cut-short event did, holding up the next seeks' play events.
+            { readOnly: true },
           )
           .catch((err: Error) => deps.logger.error({ errName: err.name }, 'could not audit a replay cut short'));
       }
