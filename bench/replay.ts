@@ -58,6 +58,7 @@ import {
   procCpuMs,
   procRss,
   runRangeThroughput,
+  listenQueueLength,
   runReplayStreams,
   tcpCounters,
   tcpCountersDelta,
@@ -67,7 +68,7 @@ import {
   type ThroughputResult,
 } from './lib/replay-load';
 import { findNginx, startNginx, type NginxServer } from './lib/replay-nginx';
-import { gcDelta, type GcCounters } from './lib/replay-gc';
+import { gcDelta, type GcCounters, type LoopDelay } from './lib/replay-gc';
 import { createRecording, synthesiseWebm } from './lib/replay-setup';
 import { capSocketBuffers, pagesToMiB, raiseTcpMem, restoreSocketBuffers, restoreTcpMem, type TcpMemChange } from './lib/replay-tcp-mem';
 
@@ -295,6 +296,8 @@ interface ConcurrencyRecord extends StreamsResult {
     arrayBuffersMiB: number | null;
     kernelTcpMiBMax: number;
     gc: GcCounters | null;
+    /** The server's event-loop delay during the hold (ms). */
+    loopDelayMs: LoopDelay | null;
   };
   /** Machine-wide kernel TCP counters over the whole run (ramp to teardown). */
   kernel: TcpCounters | null;
@@ -316,6 +319,7 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
   let t1 = 0;
   let gc0: GcCounters | null = null;
   let gc1: GcCounters | null = null;
+  let loop: LoopDelay | null = null;
   let memory: NodeJS.MemoryUsage | null = null;
   let second = 0;
   const k0 = tcpCounters();
@@ -325,6 +329,7 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
     t1 = Date.now();
     if (s.child) {
       gc1 = await s.child.call<GcCounters>('gc');
+      loop = await s.child.call<LoopDelay>('loop-delay');
       memory = await s.child.call<NodeJS.MemoryUsage>('memory');
     }
   };
@@ -340,6 +345,7 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
     fileSize: s.fileSize,
     seed: 4242,
     timeoutMs: opts.timeoutS * 1000,
+    listenQueue: () => listenQueueLength(s.port),
     log,
     everySecond: () => {
       const m = procRss(s.pid);
@@ -356,7 +362,10 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
           cpu0 = procCpuMs(s.pid);
           m0 = cpuSnapshot();
           t0 = Date.now();
-          if (s.child) gc0 = await s.child.call<GcCounters>('gc');
+          if (s.child) {
+            gc0 = await s.child.call<GcCounters>('gc');
+            await s.child.call('loop-delay-reset');
+          }
         },
       },
       ...(profileS > 0 && s.child
@@ -389,6 +398,7 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
       arrayBuffersMiB: mem ? mem.arrayBuffers / 1048576 : null,
       kernelTcpMiBMax: Math.max(...tcp),
       gc: gc0 && gc1 ? gcDelta(gc0, gc1) : null,
+      loopDelayMs: loop,
     },
     kernel,
   };
@@ -403,6 +413,10 @@ function printConcurrency(c: ConcurrencyRecord, withTarget: boolean) {
   console.log(`
 concurrency, ${c.target} ${LABEL[c.target]}: ${c.streams} streams × ${opts.streamKbit} kbit/s, one process`);
   console.log(`  opened: ${c.opened}/${c.streams}; first byte of an opening request (during the ramp): ${ms(c.openFirstByteMs)}`);
+  const queue = Object.entries(c.listenQueueMax)
+    .map(([phase, n]) => `${phase} ${n}`)
+    .join(', ');
+  console.log(`  every stream receiving ${fmt(c.settleS, 1)} s after the ramp; most connections waiting for the server to accept them: ${queue || 'not measured'}`);
   for (const p of c.phases) {
     console.log(
       `  ${p.name.padEnd(8)} ${fmt(p.seconds, 1)}s: ${p.seeks} seeks, first body byte ${ms(p.seekFirstByteMs)}; ` +
@@ -419,6 +433,7 @@ concurrency, ${c.target} ${LABEL[c.target]}: ${c.streams} streams × ${opts.stre
     `  server during the hold: ${fmt(srv.cpuCores, 2)} cores, RSS max ${fmt(srv.rssMiB.max, 0)} MiB (peak ${fmt(srv.rssMiB.peakVmHWM, 0)} MiB)` +
       (srv.arrayBuffersMiB !== null ? `, of which Buffers ${fmt(srv.arrayBuffersMiB, 0)} MiB, JS heap ${fmt(srv.heapUsedMiB ?? NaN, 0)} MiB` : '') +
       (srv.gc ? `; ${srv.gc.major} mark-compacts (${fmt(srv.gc.majorMs, 0)} ms paused), ${srv.gc.minor} scavenges` : '') +
+      (srv.loopDelayMs ? `; event-loop delay p50 ${fmt(srv.loopDelayMs.p50, 1)} / p99 ${fmt(srv.loopDelayMs.p99, 1)} / max ${fmt(srv.loopDelayMs.max, 1)} ms` : '') +
       `; machine ${fmt(srv.machineBusyCores, 2)}/${os.cpus().length} cores; kernel TCP buffers max ${fmt(srv.kernelTcpMiBMax, 0)} MiB; generator ${fmt(c.generatorCpuCores, 2)} cores`,
   );
   if (c.kernel) {

@@ -12,7 +12,7 @@
  *                       seeks (the current connection closed, a new request from a random
  *                       offset) are timed to their first body byte.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -69,6 +69,34 @@ export function tcpMemMiB(): number {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * Connections waiting in the listen queue of the socket listening on 127.0.0.1:`port` (accepted by
+ * the kernel, not yet by the server), from /proc/net/tcp; NaN if there is no such socket.
+ */
+export function listenQueueLength(port: number): number {
+  try {
+    const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+    // The kernel lists listening sockets first: the first 64 KiB hold them, and reading no further
+    // spares it (and this process, which also times the streams) writing out 4,000 connections.
+    const fd = openSync('/proc/net/tcp', 'r');
+    const head = Buffer.allocUnsafe(64 * 1024);
+    let n = 0;
+    try {
+      n = readSync(fd, head, 0, head.length, null);
+    } finally {
+      closeSync(fd);
+    }
+    for (const line of head.toString('latin1', 0, n).split('\n')) {
+      const f = line.trim().split(/\s+/);
+      // sl local_address rem_address st tx_queue:rx_queue …; st 0A is LISTEN, and rx_queue its accept queue.
+      if (f[1] === local && f[3] === '0A') return parseInt(f[4]!.split(':')[1]!, 16);
+    }
+  } catch {
+    // fall through
+  }
+  return NaN;
 }
 
 /** TCP counters of the whole machine (/proc/net/netstat) that show the kernel, not the server, dropping or delaying. */
@@ -391,6 +419,8 @@ export interface StreamsOptions {
   /** Every second (from the first phase on): sampling of the server. */
   everySecond?: () => void;
   log: (m: string) => void;
+  /** Connections waiting for the server to accept them (its listen queue), sampled every 100 ms per phase. */
+  listenQueue?: () => number;
 }
 
 interface StreamState {
@@ -439,6 +469,10 @@ export interface StreamsResult {
   failures: Record<string, number>;
   failureExamples: string[];
   generatorCpuCores: number;
+  /** After the ramp, until every stream had its first byte (or timed out): seconds. */
+  settleS: number;
+  /** Most connections waiting in the server's listen queue, per phase ('ramp', 'settle', then the phases'). */
+  listenQueueMax: Record<string, number>;
   generatorEventLoopUtilization: number;
 }
 
@@ -552,6 +586,14 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
 
+  const listenQueueMax: Record<string, number> = {};
+  const queueSampler = o.listenQueue
+    ? setInterval(() => {
+        const q = o.listenQueue!();
+        if (Number.isFinite(q)) listenQueueMax[phase] = Math.max(listenQueueMax[phase] ?? 0, q);
+      }, 100)
+    : null;
+
   // Ticker: resume streams that have played into their lead, check for running dry, time-outs.
   const ticker = setInterval(() => {
     const now = performance.now();
@@ -612,6 +654,14 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
   phaseBytes.set('ramp', phaseBytes.get('ramp') ?? 0);
   const opened = () => streams.filter((s) => s.firstByteAt > 0 && !s.error).length;
   o.log(`  ramp: ${streams.length} streams requested in ${((rampEnd - t0) / 1000).toFixed(1)} s; ${opened()} receiving`);
+  // Settle: the phases measure streams held, so they start once every stream has its first byte
+  // (a stream still waiting after timeoutMs has failed, by the ticker). Openings arrive faster in
+  // the ramp than a busy Node server accepts them (one connection per turn of its event loop), and
+  // a backlog left from the ramp would be timed as the first seeks' wait.
+  phase = 'settle';
+  while (streams.some((s) => !s.error && s.sock && !s.firstByteAt) && performance.now() - rampEnd < o.timeoutMs + 500) await new Promise((r) => setTimeout(r, 20));
+  const settleS = (performance.now() - rampEnd) / 1000;
+  o.log(`  settled: ${opened()} receiving after ${settleS.toFixed(1)} s more`);
 
   const sampler = o.everySecond ? setInterval(o.everySecond, 1000) : null;
   const phaseResults: PhaseResult[] = [];
@@ -672,6 +722,7 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
   const wall = performance.now() - t0;
   const elu = performance.eventLoopUtilization(elu0).utilization;
   clearInterval(ticker);
+  if (queueSampler) clearInterval(queueSampler);
 
   // Requests still waiting for their first byte (seeks issued in the last moments) are not timed;
   // one waiting longer than timeoutMs was already failed by the ticker.
@@ -689,6 +740,8 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
     failureExamples,
     generatorCpuCores: (cpu.user + cpu.system) / 1000 / wall,
     generatorEventLoopUtilization: elu,
+    settleS,
+    listenQueueMax,
   };
   // Teardown: every stream abandoned at once (each is audited by the service as cut short).
   for (const s of streams) {

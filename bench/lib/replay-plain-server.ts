@@ -5,14 +5,14 @@
  * buffers, piped to the response: the ordinary way a Node process streams a file. No auth, no
  * database, no audit, no decryption.
  *
- * argv: <file>. Commands: profile-start / profile-stop, gc, memory (as replay-service.ts).
+ * argv: <file>. Commands: profile-start / profile-stop, gc, memory, loop-delay-reset / loop-delay (as replay-service.ts).
  */
 import { createReadStream, statSync } from 'node:fs';
 import http from 'node:http';
 import { pipeline } from 'node:stream';
 import { reportStartupFailure, serveParent } from './child';
 import { cpuProfiler } from './cpu-profile';
-import { gcCounters } from './replay-gc';
+import { gcCounters, loopDelay } from './replay-gc';
 
 const [file] = process.argv.slice(2);
 
@@ -28,6 +28,7 @@ function parseRange(header: string | undefined, size: number): { start: number; 
 
 async function main() {
   const gc = gcCounters();
+  const loop = loopDelay();
   if (!file) throw new Error('usage: replay-plain-server <file>');
   const size = statSync(file).size;
   const cpu = cpuProfiler();
@@ -61,6 +62,8 @@ async function main() {
       'profile-start': () => cpu.start(),
       'profile-stop': async () => ({ cpu: await cpu.stop() }),
       gc: () => gc(),
+      'loop-delay-reset': () => loop.reset(),
+      'loop-delay': () => loop.read(),
       memory: () => process.memoryUsage(),
     },
     async () => {

@@ -9,20 +9,22 @@
  *   create-staff { email, displayName, role, password, mfaSecret } → { id }  (operator path, as
  *                `confidant users add` and test/fixtures.ts newStaff do it)
  *   profile-start / profile-stop → { pg, cpu }  (query counting and V8 sampling, as service-server.ts)
- *   gc → cumulative scavenges / mark-compacts and their pauses (replay-gc.ts); memory → process.memoryUsage()
+ *   gc → cumulative scavenges / mark-compacts and their pauses (replay-gc.ts); memory → process.memoryUsage();
+ *   loop-delay-reset / loop-delay → the event loop's delay since the reset (replay-gc.ts)
  */
 import { loadConfig } from '../../src/config';
 import { createStaffAccount, type StaffRoleName } from '../../src/modules/identity/staff-accounts';
 import { createService } from '../../src/server';
 import { reportStartupFailure, serveParent } from './child';
 import { cpuProfiler } from './cpu-profile';
-import { gcCounters } from './replay-gc';
+import { gcCounters, loopDelay } from './replay-gc';
 import { instrumentPg } from './pg-instrument';
 
 const [url, ownerUrl, poolSize, dataDir] = process.argv.slice(2);
 
 async function main() {
   const gc = gcCounters();
+  const loop = loopDelay();
   if (!url || !ownerUrl || !poolSize || !dataDir) throw new Error('usage: replay-service <service url> <owner url> <pool size> <data dir>');
   const profiler = instrumentPg();
   const cpu = cpuProfiler();
@@ -59,6 +61,8 @@ async function main() {
       'profile-stop': async () => ({ pg: profiler.stop(), cpu: await cpu.stop() }),
       memory: () => process.memoryUsage(),
       gc: () => gc(),
+      'loop-delay-reset': () => loop.reset(),
+      'loop-delay': () => loop.read(),
     },
     () => service.close(),
   );
