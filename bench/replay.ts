@@ -346,6 +346,10 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
     seed: 4242,
     timeoutMs: opts.timeoutS * 1000,
     listenQueue: () => listenQueueLength(s.port),
+    // The hold's figures are taken before the teardown (when there is no profiled phase to start).
+    afterPhases: async () => {
+      if (!t1) await endHold();
+    },
     log,
     everySecond: () => {
       const m = procRss(s.pid);

@@ -419,6 +419,11 @@ export interface StreamsOptions {
   /** Every second (from the first phase on): sampling of the server. */
   everySecond?: () => void;
   log: (m: string) => void;
+  /**
+   * Runs once the last phase has ended, before the seeks still waiting are waited for and every
+   * stream is torn down at once (2,000 requests cut short together: no part of holding them).
+   */
+  afterPhases?: () => Promise<void> | void;
   /** Connections waiting for the server to accept them (its listen queue), sampled every 100 ms per phase. */
   listenQueue?: () => number;
 }
@@ -708,6 +713,7 @@ export async function runReplayStreams(o: StreamsOptions): Promise<StreamsResult
       openStreams: streams.filter((s) => !s.error && !s.ended && s.sock).length,
     });
   }
+  await o.afterPhases?.();
   // Drain: seeks issued in a phase's last moments are timed too (up to timeoutMs; the ticker fails slower ones).
   phase = 'drain';
   const drainFrom = performance.now();

@@ -639,6 +639,21 @@ describe('stream behaviour', () => {
     expect(rest.map((b) => b.length / S)).toEqual(after);
   });
 
+  it('a range starting in the second half of a segment gets the next segment in its first push too', async () => {
+    for (const [start, firstSegments] of [
+      [5 * S + S / 2 + 1, 2], // less than half a segment left: that and the next one
+      [5 * S + S / 2 - 1, 1], // more than half left: that one alone
+      [n - 100, 1], // the last segment: nothing after it
+    ] as const) {
+      const reader = memReader(fixture.sealed, { readInto: true });
+      const stream = openRangeStream({ key: fixture.key, recordingId: fixture.id, plaintextSize: n, reader, start, endInclusive: n - 1, batchSegments: 16 });
+      const { data, error } = await drain(stream);
+      expect(error).toBeNull();
+      expect(data.equals(fixture.plain.subarray(start))).toBe(true);
+      expect(reader.calls[0], `start ${start}`).toEqual({ offset: Math.floor(start / S) * SEALED_SEGMENT_SIZE, length: firstSegments * SEALED_SEGMENT_SIZE });
+    }
+  });
+
   it('a consumer taking little per second gets small batches, a fast one whole batches again', async () => {
     let clock = 0;
     const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);

@@ -501,7 +501,8 @@ class RangeStream extends Readable {
   }
 
   /**
-   * Segments for the batch starting at `first`: one for the first (the first bytes soon), and one
+   * Segments for the batch starting at `first`: one for the first (the first bytes soon; two if the
+   * range starts in the second half of it), and one
    * while the sink still holds bytes it was given (its consumer, not this stream, is behind:
    * whatever is read now would only wait, holding memory). Otherwise what the consumer took in the
    * last BATCH_SECONDS (the segments pushed in that time: a batch is pushed only once the consumer
@@ -513,7 +514,14 @@ class RangeStream extends Readable {
    * said "fast" of a player that then held a megabyte batch, paused, for eight seconds.
    */
   private batchAt(first: number): number {
-    if (first === this.firstSegment || (this.sink && this.sink.writableLength > 0)) return 1;
+    if (first === this.firstSegment) {
+      // A range that starts in the second half of a segment gets the next one too: a seek's first
+      // push should hold enough to start playing (a segment is half a second at 1 Mbit/s), not the
+      // few bytes left of its first segment while the next batch is read.
+      const left = SEGMENT_SIZE - (this.start % SEGMENT_SIZE);
+      return left < SEGMENT_SIZE / 2 && first < this.lastSegment ? 2 : 1;
+    }
+    if (this.sink && this.sink.writableLength > 0) return 1;
     // Slow start: a quarter of what the stream has been given so far. A player's socket takes its
     // first megabyte or so at once, whatever its pace (the kernel's buffers at both ends); that is
     // not a reason to read a megabyte at a time (and, on a worker, into a megabyte of memory of its
