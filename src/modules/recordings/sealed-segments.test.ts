@@ -72,6 +72,24 @@ function collect(opts: RangeStreamOptions): Promise<{ data: Buffer; error: unkno
 }
 
 /** What a stream emitted before any error, and the error. */
+/** Lets a paused stream give one chunk, then pauses it again; null at its end. */
+function nextChunk(stream: Readable): Promise<Buffer | null> {
+  return new Promise<Buffer | null>((resolve) => {
+    const onData = (b: Buffer) => {
+      stream.off('end', onEnd);
+      stream.pause();
+      resolve(b);
+    };
+    const onEnd = () => {
+      stream.off('data', onData);
+      resolve(null);
+    };
+    stream.once('data', onData);
+    stream.once('end', onEnd);
+    stream.resume();
+  });
+}
+
 async function drain(stream: Readable): Promise<{ data: Buffer; error: unknown }> {
   const parts: Buffer[] = [];
   try {
@@ -663,21 +681,7 @@ describe('stream behaviour', () => {
       const reader = memReader(long.sealed, { readInto: true });
       const stream = openRangeStream({ key: long.key, recordingId: long.id, plaintextSize: 100 * S, reader, start: 0, endInclusive: 100 * S - 1, batchSegments: 16 });
       stream.pause();
-      const next = () =>
-        new Promise<Buffer | null>((resolve) => {
-          const onData = (b: Buffer) => {
-            stream.off('end', onEnd);
-            stream.pause();
-            resolve(b);
-          };
-          const onEnd = () => {
-            stream.off('data', onData);
-            resolve(null);
-          };
-          stream.once('data', onData);
-          stream.once('end', onEnd);
-          stream.resume();
-        });
+      const next = () => nextChunk(stream);
       const parts: Buffer[] = [];
       // Slow: ten seconds per chunk (on the stream's clock).
       for (let i = 0; i < 6; i++) {
@@ -705,21 +709,7 @@ describe('stream behaviour', () => {
       const reader = memReader(fixture.sealed, { readInto: true });
       const stream = openRangeStream({ key: fixture.key, recordingId: fixture.id, plaintextSize: n, reader, start: 0, endInclusive: n - 1, batchSegments: 16 });
       stream.pause();
-      const next = () =>
-        new Promise<Buffer | null>((resolve) => {
-          const onData = (b: Buffer) => {
-            stream.off('end', onEnd);
-            stream.pause();
-            resolve(b);
-          };
-          const onEnd = () => {
-            stream.off('data', onData);
-            resolve(null);
-          };
-          stream.once('data', onData);
-          stream.once('end', onEnd);
-          stream.resume();
-        });
+      const next = () => nextChunk(stream);
       const parts: Buffer[] = [];
       // A burst, as a player's socket takes at first: 20 segments at once (the slow start reaches 4).
       while (parts.reduce((a, b) => a + b.length, 0) < 20 * S) parts.push((await next())!);

@@ -502,9 +502,9 @@ class RangeStream extends Readable {
 
   /**
    * Segments for the batch starting at `first`: one for the first (the first bytes soon; two if the
-   * range starts in the second half of it), and one
-   * while the sink still holds bytes it was given (its consumer, not this stream, is behind:
-   * whatever is read now would only wait, holding memory). Otherwise what the consumer took in the
+   * range starts in the second half of it), and one while the sink still holds bytes it was given
+   * (its consumer, not this stream, is behind: whatever is read now would only wait, holding
+   * memory). Otherwise what the consumer took in the
    * last BATCH_SECONDS (the segments pushed in that time: a batch is pushed only once the consumer
    * has asked for more), as a power of two up to `batch`: a megabyte for anything faster than a
    * megabyte a second, one or two segments for a player pacing itself at 1 Mbit/s.
