@@ -35,7 +35,14 @@ export interface HandlerContext<B, P, Q> {
   clearSession(): void;
 }
 
-export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unknown> {
+/** What `send` and `prepare` are told about the request. */
+export interface SendContext {
+  deps: AppDeps;
+  principal: Principal;
+  request: RequestContext;
+}
+
+export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unknown, S = unknown> {
   method: HttpMethod;
   url: string;
   summary: string;
@@ -66,19 +73,33 @@ export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unkn
   /**
    * Writes the answer itself (a byte stream) instead of JSON shaped by `response`. Runs after the
    * transaction has committed, its audit events are durable and the egress check has passed.
+   * `prepared`: what `prepare.start` made, when the route has one.
    */
-  send?: (output: R, reply: FastifyReply, ctx: { deps: AppDeps; principal: Principal; request: RequestContext }) => Promise<void>;
+  send?: (output: R, reply: FastifyReply, ctx: SendContext, prepared: Promise<S> | undefined) => Promise<void>;
+  /**
+   * Work `send` will need that can run while the read's audit events are being made durable
+   * (opening and checking a file): started once the egress check has passed, never writing to
+   * the reply. Its result goes to `send`, or to `discard` if the request fails before `send` (the
+   * transaction or the audit write failed), so nothing it opened is left open.
+   */
+  prepare?: {
+    start: (output: R, reply: FastifyReply, ctx: SendContext) => Promise<S>;
+    discard: (prepared: S) => void;
+  };
   /** The media type `send` writes, for the API description. */
   produces?: string;
 }
 
-export type AnyRoute = RouteDefinition<any, any, any, any>;
+export type AnyRoute = RouteDefinition<any, any, any, any, any>;
 
-export function defineRoute<B = undefined, P = undefined, Q = undefined, R = unknown>(
-  def: RouteDefinition<B, P, Q, R>,
-): RouteDefinition<B, P, Q, R> {
+export function defineRoute<B = undefined, P = undefined, Q = undefined, R = unknown, S = unknown>(
+  def: RouteDefinition<B, P, Q, R, S>,
+): RouteDefinition<B, P, Q, R, S> {
   if (!def.access || (!('public' in def.access) && !('permission' in def.access))) {
     throw new Error(`route ${def.method} ${def.url} declares no access`);
+  }
+  if (def.prepare && (!def.send || def.run === 'flow')) {
+    throw new Error(`route ${def.method} ${def.url}: only a scoped route with a send may prepare`);
   }
   if (def.run === 'flow' && def.egress !== 'none') {
     throw new Error(`flow route ${def.method} ${def.url} may not return patient data`);

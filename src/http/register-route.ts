@@ -118,6 +118,7 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
       };
 
       let output: unknown;
+      let prepared: Promise<unknown> | undefined;
       try {
         if (route.run === 'flow') {
           output = await route.handler(ctx as HandlerContext<unknown, unknown, unknown>);
@@ -142,12 +143,20 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
                 scope,
               });
               if (route.egress !== 'none') await assertEgressAllowed(scope, route.egress(out));
+              if (route.prepare) {
+                // Runs while the commit and the audit events' group commit are awaited; `send`
+                // (or the discard below) takes its outcome, so no rejection goes unhandled.
+                prepared = route.prepare.start(out, reply, { deps, principal, request });
+                prepared.catch(() => undefined);
+              }
               return out;
             },
             { readOnly: route.method === 'GET' },
           );
         }
       } catch (err) {
+        // Nothing is sent: whatever was prepared for the answer is closed.
+        if (prepared) prepared.then((p) => route.prepare!.discard(p), () => undefined);
         if (err instanceof AppError && err.code === 'not_found') {
           await deps.scopes.recordDenial(denialPrincipalFor(session), request, {
             action,
@@ -167,7 +176,7 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
       }
 
       if (route.send) {
-        await route.send(output, reply, { deps, principal, request });
+        await route.send(output, reply, { deps, principal, request }, prepared);
         return reply;
       }
       const shaped = route.response.parse(output);

@@ -1,3 +1,5 @@
+import type { FastifyReply } from 'fastify';
+import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import type { Principal } from '../../access/principal';
 import type { RequestContext } from '../../access/request-context';
@@ -27,21 +29,66 @@ export const playRecording = defineRoute({
     const range = headers.range;
     return prepareReplayMedia(scope, params.recordingId, typeof range === 'string' ? range : undefined);
   },
-  send: async (media, reply, { deps, principal, request }) => {
-    const length = media.end - media.start + 1;
-    const abort = new AbortController();
-    let stream;
-    try {
-      // reply.send pipes the stream into reply.raw, its only consumer (the listener below only
+  // The recording is opened, and its first segment read and checked, while the play event is being
+  // made durable; not a byte is written before `send`, which runs once it is.
+  prepare: {
+    start: async (media, reply, { deps }) => {
+      const viewer = watchViewer(reply);
+      // reply.send pipes the stream into reply.raw, its only consumer (the listener in `send` only
       // counts); its socket carries the bytes on (a cut-short stream's buffers are reused once it closed).
       const socket = reply.raw.socket;
-      stream = await openReplayStream(deps.recordings, media, { signal: abort.signal, sink: reply.raw, ...(socket ? { carrier: socket } : {}) });
-    } catch (err) {
-      if (err instanceof TamperError) throw damaged(deps, media, principal, request);
-      throw err;
-    }
+      const stream = await openReplayStream(deps.recordings, media, {
+        signal: viewer.signal,
+        sink: reply.raw,
+        ...(socket ? { carrier: socket } : {}),
+      });
+      return { stream, viewer };
+    },
+    discard: ({ stream }) => void stream.destroy(),
+  },
+  send: async (media, reply, { deps, principal, request }, prepared) => {
+    if (!prepared) throw new Error('the replay was not prepared');
+    const length = media.end - media.start + 1;
     let sent = 0;
     let damage = false;
+    // What was handed to the response by the time the viewer went: counted once, so the range
+    // and the byte count agree. A viewer gone before a byte was sent is audited too.
+    const cutShort = () => {
+      const got = sent;
+      if (got >= length || damage) return;
+      const end = media.start + got - 1;
+      deps.scopes
+        .run(
+          principal,
+          request,
+          async (scope) =>
+            scope.audit({
+              action: 'recording.play_cut_short',
+              objectType: 'recording',
+              objectId: media.recordingId,
+              patientId: media.patientId,
+              details: { range: got > 0 ? `${media.start}-${end}` : 'none', bytes: got },
+            }),
+          // Nothing but the event is written: it joins the reads' group commit (one WAL flush for
+          // all that arrive together) rather than taking the chain head for a commit of its own,
+          // which every seek's cut-short event did, holding up the next seeks' play events.
+          { readOnly: true },
+        )
+        .catch((err: Error) => deps.logger.error({ errName: err.name }, 'could not audit a replay cut short'));
+    };
+    let opened: OpenedReplay;
+    try {
+      opened = await prepared;
+    } catch (err) {
+      if (err instanceof TamperError) throw damaged(deps, media, principal, request);
+      // The viewer went while the recording was being opened (the open was aborted): nobody to answer.
+      if (err instanceof Error && err.name === 'AbortError') {
+        cutShort();
+        return;
+      }
+      throw err;
+    }
+    const { stream, viewer } = opened;
     stream.on('data', (b: Buffer) => {
       sent += b.length;
     });
@@ -51,29 +98,7 @@ export const playRecording = defineRoute({
         void damaged(deps, media, principal, request);
       }
     });
-    reply.raw.once('close', () => {
-      abort.abort();
-      // What was handed to the response by now: counted once, so the range and the byte count agree.
-      const got = sent;
-      if (got < length && !damage) {
-        const end = media.start + got - 1;
-        deps.scopes
-          .run(principal, request, async (scope) =>
-            scope.audit({
-              action: 'recording.play_cut_short',
-              objectType: 'recording',
-              objectId: media.recordingId,
-              patientId: media.patientId,
-              details: { range: got > 0 ? `${media.start}-${end}` : 'none', bytes: got },
-            }),
-            // Nothing but the event is written: it joins the reads' group commit (one WAL flush for
-            // all that arrive together) rather than taking the chain head for a commit of its own,
-            // which every seek's cut-short event did, holding up the next seeks' play events.
-            { readOnly: true },
-          )
-          .catch((err: Error) => deps.logger.error({ errName: err.name }, 'could not audit a replay cut short'));
-      }
-    });
+    viewer.onGone(cutShort);
     reply
       .code(media.partial ? 206 : 200)
       .header('content-type', media.mediaType)
@@ -84,6 +109,37 @@ export const playRecording = defineRoute({
     await reply.send(stream);
   },
 });
+
+interface OpenedReplay {
+  stream: Readable;
+  viewer: Viewer;
+}
+
+interface Viewer {
+  /** Aborted when the response closes: the stream stops reading. */
+  signal: AbortSignal;
+  /** Runs `fn` when the response closes, or at once if it already has. */
+  onGone(fn: () => void): void;
+}
+
+/** From the moment the replay starts being opened: a viewer who leaves early is still seen leaving. */
+function watchViewer(reply: FastifyReply): Viewer {
+  const abort = new AbortController();
+  let gone = false;
+  let then: (() => void) | undefined;
+  reply.raw.once('close', () => {
+    gone = true;
+    abort.abort();
+    then?.();
+  });
+  return {
+    signal: abort.signal,
+    onGone: (fn) => {
+      if (gone) fn();
+      else then = fn;
+    },
+  };
+}
 
 function damaged(deps: AppDeps, media: ReplayMedia, principal: Principal, request: RequestContext) {
   deps.logger.fatal({ alert: 'recording_damaged', recordingId: media.recordingId, requestId: request.requestId }, 'a recording failed its integrity check');
