@@ -71,6 +71,7 @@ import { findNginx, startNginx, type NginxServer } from './lib/replay-nginx';
 import { gcDelta, type GcCounters, type LoopDelay } from './lib/replay-gc';
 import { createRecording, synthesiseWebm } from './lib/replay-setup';
 import { capSocketBuffers, pagesToMiB, raiseTcpMem, restoreSocketBuffers, restoreTcpMem, type TcpMemChange } from './lib/replay-tcp-mem';
+import type { Timeline } from './lib/replay-timeline';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
@@ -298,6 +299,8 @@ interface ConcurrencyRecord extends StreamsResult {
     gc: GcCounters | null;
     /** The server's event-loop delay during the hold (ms). */
     loopDelayMs: LoopDelay | null;
+    /** Where the server's requests' time went during the hold, stage by stage (ms). */
+    timeline: Timeline | null;
   };
   /** Machine-wide kernel TCP counters over the whole run (ramp to teardown). */
   kernel: TcpCounters | null;
@@ -320,6 +323,7 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
   let gc0: GcCounters | null = null;
   let gc1: GcCounters | null = null;
   let loop: LoopDelay | null = null;
+  let timeline: Timeline | null = null;
   let memory: NodeJS.MemoryUsage | null = null;
   let second = 0;
   const k0 = tcpCounters();
@@ -330,6 +334,7 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
     if (s.child) {
       gc1 = await s.child.call<GcCounters>('gc');
       loop = await s.child.call<LoopDelay>('loop-delay');
+      timeline = await s.child.call<Timeline>('timeline');
       memory = await s.child.call<NodeJS.MemoryUsage>('memory');
     }
   };
@@ -369,6 +374,7 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
           if (s.child) {
             gc0 = await s.child.call<GcCounters>('gc');
             await s.child.call('loop-delay-reset');
+            await s.child.call('timeline-reset');
           }
         },
       },
@@ -403,6 +409,7 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
       kernelTcpMiBMax: Math.max(...tcp),
       gc: gc0 && gc1 ? gcDelta(gc0, gc1) : null,
       loopDelayMs: loop,
+      timeline,
     },
     kernel,
   };
@@ -440,6 +447,12 @@ concurrency, ${c.target} ${LABEL[c.target]}: ${c.streams} streams × ${opts.stre
       (srv.loopDelayMs ? `; event-loop delay p50 ${fmt(srv.loopDelayMs.p50, 1)} / p99 ${fmt(srv.loopDelayMs.p99, 1)} / max ${fmt(srv.loopDelayMs.max, 1)} ms` : '') +
       `; machine ${fmt(srv.machineBusyCores, 2)}/${os.cpus().length} cores; kernel TCP buffers max ${fmt(srv.kernelTcpMiBMax, 0)} MiB; generator ${fmt(c.generatorCpuCores, 2)} cores`,
   );
+  if (srv.timeline) {
+    console.log('  inside the server during the hold (each stage on its own; their p99s do not add up to a seek\'s):');
+    for (const [stage, t] of Object.entries(srv.timeline)) {
+      console.log(`    ${stage.padEnd(36)} ${String(t.count).padStart(6)} × ${ms(t)}`);
+    }
+  }
   if (c.kernel) {
     const k = c.kernel;
     console.log(

@@ -5,7 +5,8 @@
  * buffers, piped to the response: the ordinary way a Node process streams a file. No auth, no
  * database, no audit, no decryption.
  *
- * argv: <file>. Commands: profile-start / profile-stop, gc, memory, loop-delay-reset / loop-delay (as replay-service.ts).
+ * argv: <file>. Commands: profile-start / profile-stop, gc, memory, loop-delay-reset / loop-delay,
+ * timeline-reset / timeline (as replay-service.ts).
  */
 import { createReadStream, statSync } from 'node:fs';
 import http from 'node:http';
@@ -13,6 +14,7 @@ import { pipeline } from 'node:stream';
 import { reportStartupFailure, serveParent } from './child';
 import { cpuProfiler } from './cpu-profile';
 import { gcCounters, loopDelay } from './replay-gc';
+import { requestTimeline } from './replay-timeline';
 
 const [file] = process.argv.slice(2);
 
@@ -53,6 +55,7 @@ async function main() {
     pipeline(createReadStream(file, { start: range.start, end: range.end }), res, () => undefined);
   });
   server.keepAliveTimeout = 30_000;
+  const timeline = requestTimeline(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -64,6 +67,8 @@ async function main() {
       gc: () => gc(),
       'loop-delay-reset': () => loop.reset(),
       'loop-delay': () => loop.read(),
+      'timeline-reset': () => timeline.reset(),
+      timeline: () => timeline.read(),
       memory: () => process.memoryUsage(),
     },
     async () => {

@@ -11,6 +11,10 @@
  *   profile-start / profile-stop → { pg, cpu }  (query counting and V8 sampling, as service-server.ts)
  *   gc → cumulative scavenges / mark-compacts and their pauses (replay-gc.ts); memory → process.memoryUsage();
  *   loop-delay-reset / loop-delay → the event loop's delay since the reset (replay-gc.ts)
+ *   timeline-reset / timeline → where requests' time went since the reset (replay-timeline.ts), with
+ *                the route's own stages: its transactions, the audit group commits, opening the
+ *                sealed file and the segment opener's jobs (timed by wrapping the service's own
+ *                objects from outside; nothing in src/ knows)
  */
 import { loadConfig } from '../../src/config';
 import { createStaffAccount, type StaffRoleName } from '../../src/modules/identity/staff-accounts';
@@ -19,6 +23,8 @@ import { reportStartupFailure, serveParent } from './child';
 import { cpuProfiler } from './cpu-profile';
 import { gcCounters, loopDelay } from './replay-gc';
 import { instrumentPg } from './pg-instrument';
+import { requestTimeline } from './replay-timeline';
+import { sharedOpener } from '../../src/modules/recordings/segment-opener';
 
 const [url, ownerUrl, poolSize, dataDir] = process.argv.slice(2);
 
@@ -45,6 +51,20 @@ async function main() {
   await service.built.app.listen({ port: 0, host: '127.0.0.1' });
   const address = service.built.app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
+  const timeline = requestTimeline(service.built.app.server);
+  const { db, deps } = service;
+  const transaction = db.transaction.bind(db);
+  db.transaction = ((principal, fn, o) =>
+    timeline.track(
+      principal.reason === 'audit group commit' ? 'audit group commit' : o?.readOnly ? 'read transaction' : 'write transaction',
+      performance.now(),
+      transaction(principal, fn, o),
+    )) as typeof db.transaction;
+  const open = deps.recordings.blobs.open.bind(deps.recordings.blobs);
+  deps.recordings.blobs.open = (name) => timeline.track('sealed file opened', performance.now(), open(name));
+  const opener = sharedOpener();
+  const openJob = opener.open.bind(opener);
+  opener.open = (job) => timeline.track('segment job (queued, read, opened)', performance.now(), openJob(job));
   serveParent(
     port,
     {
@@ -63,6 +83,8 @@ async function main() {
       gc: () => gc(),
       'loop-delay-reset': () => loop.reset(),
       'loop-delay': () => loop.read(),
+      'timeline-reset': () => timeline.reset(),
+      timeline: () => timeline.read(),
     },
     () => service.close(),
   );
