@@ -47,7 +47,7 @@ import { finaliseWebm } from '../src/modules/recordings/webm';
 import { SEGMENT_SIZE } from '../src/modules/recordings/sealed-segments';
 import { commitSettings, createDatabase, dropDatabases, dropLeftovers, ensureRoles, OWNER_ROLE, serverVersion, SERVICE_ROLE, urlFor } from './lib/bench-db';
 import { startChild, type ChildServer } from './lib/child';
-import { busyCores, cpuSnapshot, type CpuSnapshot } from './lib/cpu';
+import { busyCores, cpuSnapshot, threadSched, threadSchedDelta, type CpuSnapshot, type ThreadSched } from './lib/cpu';
 import type { CpuSummary } from './lib/cpu-profile';
 import { summarise, type LatencySummary } from './lib/loadgen';
 import { BenchFailure, fmt, printTable } from './lib/measure';
@@ -71,7 +71,7 @@ import { findNginx, startNginx, type NginxServer } from './lib/replay-nginx';
 import { gcDelta, type GcCounters, type LoopDelay } from './lib/replay-gc';
 import { createRecording, synthesiseWebm } from './lib/replay-setup';
 import { capSocketBuffers, pagesToMiB, raiseTcpMem, restoreSocketBuffers, restoreTcpMem, type TcpMemChange } from './lib/replay-tcp-mem';
-import type { Timeline } from './lib/replay-timeline';
+import type { TimelineReading } from './lib/replay-timeline';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
@@ -300,7 +300,11 @@ interface ConcurrencyRecord extends StreamsResult {
     /** The server's event-loop delay during the hold (ms). */
     loopDelayMs: LoopDelay | null;
     /** Where the server's requests' time went during the hold, stage by stage (ms). */
-    timeline: Timeline | null;
+    timeline: TimelineReading | null;
+    /** The server's threads during the hold: CPU, and time waiting for a CPU (ms per second). */
+    threads: ReturnType<typeof threadSchedDelta> | null;
+    /** The same for the generator (this process). */
+    generatorThreads: ReturnType<typeof threadSchedDelta> | null;
   };
   /** Machine-wide kernel TCP counters over the whole run (ramp to teardown). */
   kernel: TcpCounters | null;
@@ -323,7 +327,11 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
   let gc0: GcCounters | null = null;
   let gc1: GcCounters | null = null;
   let loop: LoopDelay | null = null;
-  let timeline: Timeline | null = null;
+  let timeline: TimelineReading | null = null;
+  let sched0 = new Map<number, ThreadSched>();
+  let genSched0 = new Map<number, ThreadSched>();
+  let threads: ReturnType<typeof threadSchedDelta> | null = null;
+  let generatorThreads: ReturnType<typeof threadSchedDelta> | null = null;
   let memory: NodeJS.MemoryUsage | null = null;
   let second = 0;
   const k0 = tcpCounters();
@@ -331,10 +339,12 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
     cpu1 = procCpuMs(s.pid);
     m1 = cpuSnapshot();
     t1 = Date.now();
+    threads = threadSchedDelta(s.pid, sched0, threadSched(s.pid), t1 - t0);
+    generatorThreads = threadSchedDelta(process.pid, genSched0, threadSched(process.pid), t1 - t0);
     if (s.child) {
       gc1 = await s.child.call<GcCounters>('gc');
       loop = await s.child.call<LoopDelay>('loop-delay');
-      timeline = await s.child.call<Timeline>('timeline');
+      timeline = await s.child.call<TimelineReading>('timeline');
       memory = await s.child.call<NodeJS.MemoryUsage>('memory');
     }
   };
@@ -371,6 +381,8 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
           cpu0 = procCpuMs(s.pid);
           m0 = cpuSnapshot();
           t0 = Date.now();
+          sched0 = threadSched(s.pid);
+          genSched0 = threadSched(process.pid);
           if (s.child) {
             gc0 = await s.child.call<GcCounters>('gc');
             await s.child.call('loop-delay-reset');
@@ -410,6 +422,8 @@ async function concurrencyRun(s: Server, holdS: number, profileS: number): Promi
       gc: gc0 && gc1 ? gcDelta(gc0, gc1) : null,
       loopDelayMs: loop,
       timeline,
+      threads,
+      generatorThreads,
     },
     kernel,
   };
@@ -431,7 +445,8 @@ concurrency, ${c.target} ${LABEL[c.target]}: ${c.streams} streams × ${opts.stre
   for (const p of c.phases) {
     console.log(
       `  ${p.name.padEnd(8)} ${fmt(p.seconds, 1)}s: ${p.seeks} seeks, first body byte ${ms(p.seekFirstByteMs)}; ` +
-        `delivered ${fmt(p.bytesPerS / 1e6, 1)} MB/s to ${p.openStreams} open streams (${fmt((p.bytesPerS * 8) / 1e6 / Math.max(1, p.openStreams), 2)} Mbit/s each)`,
+        `delivered ${fmt(p.bytesPerS / 1e6, 1)} MB/s to ${p.openStreams} open streams (${fmt((p.bytesPerS * 8) / 1e6 / Math.max(1, p.openStreams), 2)} Mbit/s each); ` +
+        `generator's event-loop delay p99 ${fmt(p.generatorLoopDelayMs.p99, 1)} / max ${fmt(p.generatorLoopDelayMs.max, 1)} ms`,
     );
   }
   console.log(
@@ -447,10 +462,26 @@ concurrency, ${c.target} ${LABEL[c.target]}: ${c.streams} streams × ${opts.stre
       (srv.loopDelayMs ? `; event-loop delay p50 ${fmt(srv.loopDelayMs.p50, 1)} / p99 ${fmt(srv.loopDelayMs.p99, 1)} / max ${fmt(srv.loopDelayMs.max, 1)} ms` : '') +
       `; machine ${fmt(srv.machineBusyCores, 2)}/${os.cpus().length} cores; kernel TCP buffers max ${fmt(srv.kernelTcpMiBMax, 0)} MiB; generator ${fmt(c.generatorCpuCores, 2)} cores`,
   );
+  if (srv.threads && srv.generatorThreads) {
+    const t = srv.threads;
+    const g = srv.generatorThreads;
+    console.log(
+      `  threads during the hold, ms per second on a CPU / ready but waiting for one: server main ${fmt(t.main.runMsPerS, 0)} / ${fmt(t.main.waitMsPerS, 1)}, ` +
+        `its ${t.others.threads} other threads ${fmt(t.others.runMsPerS, 0)} / ${fmt(t.others.waitMsPerS, 1)}; generator main ${fmt(g.main.runMsPerS, 0)} / ${fmt(g.main.waitMsPerS, 1)}`,
+    );
+  }
   if (srv.timeline) {
-    console.log('  inside the server during the hold (each stage on its own; their p99s do not add up to a seek\'s):');
-    for (const [stage, t] of Object.entries(srv.timeline)) {
+    console.log('  inside the server during the hold, each stage on its own:');
+    for (const [stage, t] of Object.entries(srv.timeline.stages)) {
       console.log(`    ${stage.padEnd(36)} ${String(t.count).padStart(6)} × ${ms(t)}`);
+    }
+    const p = srv.timeline.parts;
+    if (p) {
+      console.log(`  the seeks' time in the server, step by step (${p.all.total!.count} seeks); the slowest 5 % (${p.slowest.count}, ${fmt(p.slowest.totalMs, 1)} ms on average) spent:`);
+      for (const step of [...p.steps, 'total']) {
+        const slow = step === 'total' ? p.slowest.totalMs : p.slowest.stepsMs[step]!;
+        console.log(`    ${step.padEnd(36)} ${ms(p.all[step]!)}; slowest 5 %: ${fmt(slow, 1)} ms`);
+      }
     }
   }
   if (c.kernel) {

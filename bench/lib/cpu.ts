@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Machine-wide CPU time from /proc/stat (Linux), to see how much of the box a run used. */
 export interface CpuSnapshot {
@@ -24,4 +24,60 @@ export function cpuSnapshot(): CpuSnapshot | null {
 export function busyCores(a: CpuSnapshot | null, b: CpuSnapshot | null, cpus: number): number {
   if (!a || !b || b.total === a.total) return NaN;
   return ((b.busy - a.busy) / (b.total - a.total)) * cpus;
+}
+
+/** Per thread of a process (Linux /proc/<pid>/task/<tid>/schedstat): time on a CPU, and time runnable but waiting for one. */
+export interface ThreadSched {
+  name: string;
+  runMs: number;
+  waitMs: number;
+}
+
+export function threadSched(pid: number): Map<number, ThreadSched> {
+  const out = new Map<number, ThreadSched>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out.set(Number(tid), { name, runMs: (run ?? 0) / 1e6, waitMs: (wait ?? 0) / 1e6 });
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+/**
+ * What the threads of a process did between two readings, per wall second: the main thread (tid =
+ * pid) on its own, the others together. `waitMs` is time a thread was ready to run and no CPU was
+ * free for it: on a machine with more runnable threads than cores, each turn of an event loop
+ * waits that much longer.
+ */
+export function threadSchedDelta(pid: number, a: Map<number, ThreadSched>, b: Map<number, ThreadSched>, wallMs: number) {
+  const main = { runMs: 0, waitMs: 0 };
+  const others = { runMs: 0, waitMs: 0, threads: 0 };
+  for (const [tid, t1] of b) {
+    const t0 = a.get(tid) ?? { runMs: 0, waitMs: 0 };
+    const run = t1.runMs - t0.runMs;
+    const wait = t1.waitMs - t0.waitMs;
+    if (tid === pid) {
+      main.runMs += run;
+      main.waitMs += wait;
+    } else if (run > 0 || wait > 0) {
+      others.runMs += run;
+      others.waitMs += wait;
+      others.threads++;
+    }
+  }
+  const perS = 1000 / wallMs;
+  return {
+    main: { runMsPerS: main.runMs * perS, waitMsPerS: main.waitMs * perS },
+    others: { runMsPerS: others.runMs * perS, waitMsPerS: others.waitMs * perS, threads: others.threads },
+  };
 }

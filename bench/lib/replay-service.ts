@@ -51,8 +51,19 @@ async function main() {
   await service.built.app.listen({ port: 0, host: '127.0.0.1' });
   const address = service.built.app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  const timeline = requestTimeline(service.built.app.server);
+  const timeline = requestTimeline(service.built.app.server, { tagRequests: true });
   const { db, deps } = service;
+  // A request's own steps: its scoped transaction begins, and it ends with the audit events durable.
+  const run = deps.scopes.run.bind(deps.scopes);
+  deps.scopes.run = ((principal, request, fn, o) => {
+    timeline.mark(request.userAgent, 'transaction');
+    const p = run(principal, request, fn, o);
+    p.then(
+      () => timeline.mark(request.userAgent, 'audit durable'),
+      () => undefined,
+    );
+    return p;
+  }) as typeof deps.scopes.run;
   const transaction = db.transaction.bind(db);
   db.transaction = ((principal, fn, o) =>
     timeline.track(
