@@ -108,6 +108,63 @@ describe('a viewer who leaves while the replay is being opened', () => {
   });
 });
 
+describe('a viewer who leaves while the play event is being made durable', () => {
+  let service: TestService;
+  let port: number;
+
+  beforeAll(async () => {
+    service = await startConsultationService();
+    await service.built.app.listen({ port: 0, host: '127.0.0.1' });
+    port = (service.built.app.server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  it('gets nothing sent, is audited as having received nothing, and the recording is closed again', async () => {
+    const { c, id } = await recorded(service);
+    const watch = watchBlobs(service.deps.recordings.blobs);
+    // The audit group commit waits for the test's word: the recording is opened meanwhile.
+    const db = service.db;
+    const transaction = db.transaction.bind(db);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let holding = true;
+    db.transaction = ((principal, fn, o) =>
+      holding && principal.reason === 'audit group commit'
+        ? held.then(() => transaction(principal, fn, o))
+        : transaction(principal, fn, o)) as typeof db.transaction;
+    try {
+      const sock = net.connect(port, '127.0.0.1');
+      let answered = 0;
+      sock.on('data', (b) => (answered += b.length));
+      sock.on('error', () => undefined);
+      sock.write(
+        `GET /api/recordings/${id}/media HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: ${c.patient.client.cookie}\r\nrange: bytes=0-\r\n\r\n`,
+      );
+      await until('the recording to be opened', () => watch.opened === 1);
+      sock.destroy();
+      await until('the service to see the socket close', () =>
+        new Promise<boolean>((r) => service.built.app.server.getConnections((_e, n) => r(n === 0))),
+      );
+      holding = false;
+      release();
+
+      await until('the cut-short event', async () => (await playEvents(service, id)).some((e) => e.action === 'recording.play_cut_short'));
+      const events = await playEvents(service, id);
+      expect(events.map((e) => e.action).sort()).toEqual(['recording.play', 'recording.play_cut_short']);
+      expect(JSON.parse(String(events.find((e) => e.action === 'recording.play_cut_short')!.details))).toEqual({ range: 'none', bytes: 0 });
+      expect(answered).toBe(0);
+      await until('the reader to be closed', () => watch.closed.size === 1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(service.logs.join('')).not.toContain('request failed');
+    } finally {
+      db.transaction = transaction;
+      release();
+    }
+  });
+});
+
 describe('a replay whose play event cannot be made durable', () => {
   let service: TestService;
 

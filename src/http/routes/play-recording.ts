@@ -89,6 +89,12 @@ export const playRecording = defineRoute({
       throw err;
     }
     const { stream, viewer } = opened;
+    if (viewer.gone) {
+      // Gone while the play event was being made durable: the stream was stopped, nothing is sent.
+      stream.destroy();
+      cutShort();
+      return;
+    }
     stream.on('data', (b: Buffer) => {
       sent += b.length;
     });
@@ -118,6 +124,8 @@ interface OpenedReplay {
 interface Viewer {
   /** Aborted when the response closes: the stream stops reading. */
   signal: AbortSignal;
+  /** The response has closed. */
+  readonly gone: boolean;
   /** Runs `fn` when the response closes, or at once if it already has. */
   onGone(fn: () => void): void;
 }
@@ -134,6 +142,9 @@ function watchViewer(reply: FastifyReply): Viewer {
   });
   return {
     signal: abort.signal,
+    get gone() {
+      return gone;
+    },
     onGone: (fn) => {
       if (gone) fn();
       else then = fn;
