@@ -84,7 +84,7 @@ export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unkn
    */
   prepare?: {
     start: (output: R, reply: FastifyReply, ctx: SendContext) => Promise<S>;
-    discard: (prepared: S) => void;
+    discard: (prepared: S) => void | Promise<void>;
   };
   /** The media type `send` writes, for the API description. */
   produces?: string;

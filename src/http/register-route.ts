@@ -156,7 +156,11 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
         }
       } catch (err) {
         // Nothing is sent: whatever was prepared for the answer is closed.
-        if (prepared) prepared.then((p) => route.prepare!.discard(p), () => undefined);
+        if (prepared) {
+          prepared
+            .then((p) => route.prepare!.discard(p), () => undefined)
+            .catch((e: Error) => deps.logger.error({ errName: e.name, route: route.url }, 'could not discard a prepared answer'));
+        }
         if (err instanceof AppError && err.code === 'not_found') {
           await deps.scopes.recordDenial(denialPrincipalFor(session), request, {
             action,

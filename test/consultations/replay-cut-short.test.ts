@@ -69,6 +69,11 @@ describe('a replay cut short', () => {
     expect(cutDetails.bytes).toBeGreaterThanOrEqual(64 * 1024);
     expect(cutDetails.bytes).toBeLessThan(expected.length);
     expect(cutDetails.range).toBe(`0-${cutDetails.bytes - 1}`);
+    // The seconds it got: from the start, and fewer than the whole recording's.
+    const playDetails = JSON.parse(String(play!.details));
+    expect(cutDetails.fromMs).toBe(0);
+    expect(cutDetails.toMs).toBeGreaterThan(0);
+    expect(cutDetails.toMs).toBeLessThan(playDetails.toMs);
 
     // The stream's buffers went back, to this recording only.
     for (let i = 0; i < 100 && RECORDING_BUFFERS.stats().of(id) === 0; i++) await new Promise((r) => setTimeout(r, 20));

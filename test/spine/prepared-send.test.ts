@@ -68,13 +68,31 @@ describe('a prepared send', () => {
     ).toThrow(/only a scoped route with a send may prepare/);
   });
 
-  it('reaches send once the audit events are durable, and is not discarded', async () => {
+  it('reaches send only once the audit events are durable, and is not discarded', async () => {
     const me = await newPatient(service);
     log.length = 0;
-    const res = await app.inject({ method: 'GET', url: '/api/test/streamed-own', headers: { cookie: me.client.cookie! } });
-    expect(res.statusCode).toBe(200);
-    expect(res.body).toBe('streamed');
-    expect(log).toEqual([`start ${me.id}`, `send opened for ${me.id}`]);
+    // The reads' group commit waits for the test's word.
+    const db = service.db;
+    const transaction = db.transaction.bind(db);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    db.transaction = ((principal, fn, o) =>
+      principal.reason === 'audit group commit' ? held.then(() => transaction(principal, fn, o)) : transaction(principal, fn, o)) as typeof db.transaction;
+    try {
+      const answer = app.inject({ method: 'GET', url: '/api/test/streamed-own', headers: { cookie: me.client.cookie! } });
+      for (let i = 0; i < 100 && log.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 100));
+      // Prepared while the event is not yet durable; not sent.
+      expect(log).toEqual([`start ${me.id}`]);
+      release();
+      const res = await answer;
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toBe('streamed');
+      expect(log).toEqual([`start ${me.id}`, `send opened for ${me.id}`]);
+    } finally {
+      db.transaction = transaction;
+      release();
+    }
   });
 
   it('is never started for an answer the egress check blocks', async () => {

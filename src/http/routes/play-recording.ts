@@ -6,7 +6,7 @@ import type { RequestContext } from '../../access/request-context';
 import type { AppDeps } from '../app-deps';
 import { Uuid } from '../../contracts/common';
 import { AppError } from '../../errors';
-import { openReplayStream, prepareReplayMedia, type ReplayMedia } from '../../modules/recordings/recordings';
+import { openReplayStream, prepareReplayMedia, secondsCovered, type ReplayMedia } from '../../modules/recordings/recordings';
 import { TamperError } from '../../modules/recordings/sealed-segments';
 import { defineRoute } from '../define-route';
 
@@ -34,6 +34,8 @@ export const playRecording = defineRoute({
   prepare: {
     start: async (media, reply, { deps }) => {
       const viewer = watchViewer(reply);
+      // Gone already (during the session check or the read): nothing is opened.
+      viewer.signal.throwIfAborted();
       // reply.send pipes the stream into reply.raw, its only consumer (the listener in `send` only
       // counts); its socket carries the bytes on (a cut-short stream's buffers are reused once it closed).
       const socket = reply.raw.socket;
@@ -42,7 +44,11 @@ export const playRecording = defineRoute({
         sink: reply.raw,
         ...(socket ? { carrier: socket } : {}),
       });
-      return { stream, viewer };
+      // The stream reads on (the batch after the first) before `send` runs: damage found then is
+      // kept for `send`, which answers it as damage rather than piping an errored stream.
+      const opened: OpenedReplay = { stream, viewer, failure: null };
+      stream.once('error', (err) => (opened.failure ??= err));
+      return opened;
     },
     discard: ({ stream }) => void stream.destroy(),
   },
@@ -67,7 +73,8 @@ export const playRecording = defineRoute({
               objectType: 'recording',
               objectId: media.recordingId,
               patientId: media.patientId,
-              details: { range: got > 0 ? `${media.start}-${end}` : 'none', bytes: got },
+              // The bytes received and the seconds they hold, as the play event has for the bytes asked for.
+              details: got > 0 ? { range: `${media.start}-${end}`, bytes: got, ...secondsCovered(media.timeIndex, media.durationMs, media.start, end) } : { range: 'none', bytes: 0 },
             }),
           // Nothing but the event is written: it joins the reads' group commit (one WAL flush for
           // all that arrive together) rather than taking the chain head for a commit of its own,
@@ -89,6 +96,11 @@ export const playRecording = defineRoute({
       throw err;
     }
     const { stream, viewer } = opened;
+    if (opened.failure && !viewer.gone) {
+      stream.destroy();
+      if (opened.failure instanceof TamperError) throw damaged(deps, media, principal, request);
+      throw opened.failure;
+    }
     if (viewer.gone) {
       // Gone while the play event was being made durable: the stream was stopped, nothing is sent.
       stream.destroy();
@@ -119,6 +131,8 @@ export const playRecording = defineRoute({
 interface OpenedReplay {
   stream: Readable;
   viewer: Viewer;
+  /** The stream's error, if it failed before `send` took it. */
+  failure: Error | null;
 }
 
 interface Viewer {
@@ -135,11 +149,14 @@ function watchViewer(reply: FastifyReply): Viewer {
   const abort = new AbortController();
   let gone = false;
   let then: (() => void) | undefined;
-  reply.raw.once('close', () => {
+  const leave = () => {
     gone = true;
     abort.abort();
     then?.();
-  });
+  };
+  // Closed before the replay started being prepared: its 'close' has been and gone.
+  if (reply.raw.closed || reply.raw.destroyed || reply.raw.socket?.destroyed) leave();
+  else reply.raw.once('close', leave);
   return {
     signal: abort.signal,
     get gone() {

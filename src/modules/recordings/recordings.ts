@@ -618,21 +618,29 @@ export async function openReplayStream(
     if (err instanceof BlobNotFoundError) throw new TamperError('the sealed recording is missing');
     throw err;
   }
-  const stream = openRangeStream({
-    key,
-    recordingId: media.recordingId,
-    plaintextSize: media.size,
-    reader,
-    start: media.start,
-    endInclusive: media.end,
-    opener: sharedOpener(),
-    ...(signal ? { signal } : {}),
-    ...(sink ? { sink } : {}),
-    ...(carrier ? { carrier } : {}),
-  });
+  let stream: Readable;
+  try {
+    stream = openRangeStream({
+      key,
+      recordingId: media.recordingId,
+      plaintextSize: media.size,
+      reader,
+      start: media.start,
+      endInclusive: media.end,
+      opener: sharedOpener(),
+      ...(signal ? { signal } : {}),
+      ...(sink ? { sink } : {}),
+      ...(carrier ? { carrier } : {}),
+    });
+  } catch (err) {
+    key.fill(0);
+    await reader.close().catch(() => undefined);
+    throw err;
+  }
   stream.once('close', () => {
     key.fill(0);
-    void reader.close();
+    // Idempotent; a failure to close a read-only descriptor leaves nothing to undo.
+    reader.close().catch(() => undefined);
   });
   await new Promise<void>((resolve, reject) => {
     const done = (err?: Error) => {
