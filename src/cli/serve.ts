@@ -2,20 +2,26 @@ import type { Config } from '../config';
 import { DEMO_PEOPLE } from '../demo/demo-clinic';
 import { seedDemoClinic } from '../demo/seed-demo-clinic';
 import { seedDemoReplays } from '../demo/seed-demo-replays';
-import { createService } from '../server';
+import { createService, type Service } from '../server';
+
+/** Demo mode's startup: the demo clinic (people, appointments), then its consultation replays; idempotent. */
+export async function seedDemo(service: Pick<Service, 'config' | 'deps'>) {
+  const { created } = await service.deps.scopes.system(
+    'demo clinic seed',
+    { requestId: 'startup', clientIp: null, userAgent: null },
+    (scope) => seedDemoClinic(scope, service.config.clinic),
+  );
+  const replays = await seedDemoReplays(service.deps.scopes, service.deps.recordings);
+  return { created, replays };
+}
 
 export async function serve(config: Config): Promise<void> {
   const service = await createService(config);
   const log = service.deps.logger;
 
   if (config.demo) {
-    const { created } = await service.deps.scopes.system(
-      'demo clinic seed',
-      { requestId: 'startup', clientIp: null, userAgent: null },
-      (scope) => seedDemoClinic(scope, config.clinic),
-    );
+    const { created, replays } = await seedDemo(service);
     if (created) log.info({ created }, 'demo clinic seeded');
-    const replays = await seedDemoReplays(service.deps.scopes, service.deps.recordings);
     if (replays) log.info({ replays }, 'demo consultation replays seeded');
   }
 
