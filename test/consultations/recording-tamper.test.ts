@@ -1,12 +1,19 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The bench's recording maker: a valid webm of any size, random content (bench/lib/replay-setup.ts).
+import { synthesiseWebm } from '../../bench/lib/replay-setup';
 import { recordingBlobName } from '../../src/modules/recordings/recordings';
+import { IV_BYTES, SEALED_SEGMENT_SIZE, SEGMENT_SIZE } from '../../src/modules/recordings/sealed-segments';
+import { finaliseWebm } from '../../src/modules/recordings/webm';
 import type { TestService } from '../harness';
 import { latestAuditEvents } from '../fixtures';
 import { liveConsultation, recordClip, startConsultationService, type LiveConsultation } from './support';
 
 /**
  * A stored recording that has been changed on disk is refused, never served as plaintext:
- * a flipped byte, a truncated file, and two recordings' ciphertexts swapped.
+ * a flipped byte, a truncated file, and two recordings' ciphertexts swapped. Damage in a later
+ * segment leaves the segments before it playable, and a stream running into it is cut short.
  */
 let service: TestService;
 let a: LiveConsultation;
@@ -95,5 +102,104 @@ describe('tampered recordings', () => {
       await blobs().put(recordingBlobName(recA), dataA);
       await blobs().put(recordingBlobName(recB), dataB);
     }
+  });
+});
+
+/**
+ * Plays a range over a real socket: a stream cut short after its headers went out can only be
+ * seen there (the injected request of `play` fails as a whole). `complete` is false when the
+ * server broke the response off before its declared length.
+ */
+function playOverSocket(who: LiveConsultation, id: string, range: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer; complete: boolean }> {
+  const { port } = service.built.app.server.address() as AddressInfo;
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: `/api/recordings/${id}/media`, headers: { cookie: who.patient.client.cookie!, range } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('error', () => undefined); // 'aborted': seen as complete === false below
+      res.on('close', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts), complete: res.complete }));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('a recording damaged in a later segment', () => {
+  beforeAll(async () => {
+    await service.built.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+
+  it('plays the segments before the damage, refuses a range starting in it, and cuts short a range running into it', async () => {
+    const c = await liveConsultation(service);
+    const clip = Buffer.from(synthesiseWebm(400 * 1024).data);
+    const id = await recordClip(service, c, clip, 4);
+    const expected = finaliseWebm(clip).data;
+    const original = await readBlob(id);
+    const segments = Math.ceil(expected.length / SEGMENT_SIZE);
+    expect(segments).toBeGreaterThanOrEqual(6);
+    expect(original.length).toBe(expected.length + segments * (SEALED_SEGMENT_SIZE - SEGMENT_SIZE));
+
+    // One byte of segment 4's ciphertext (segments 0-3 and 5- are untouched).
+    const bad = 4;
+    const flipped = Buffer.from(original);
+    const at = bad * SEALED_SEGMENT_SIZE + IV_BYTES + 1000;
+    flipped[at] = flipped[at]! ^ 0x01;
+    const damageFrom = bad * SEGMENT_SIZE; // first plaintext byte of the damaged segment
+    await blobs().put(recordingBlobName(id), flipped);
+    const failuresBefore = (await latestAuditEvents(service, 200)).filter((e) => e.action === 'recording.integrity_failed' && e.object_id === id).length;
+    try {
+      // (a) Wholly before the damaged segment: exactly the right bytes.
+      const before = await play(c, id, `bytes=1000-${damageFrom - 1}`);
+      expect(before.status).toBe(206);
+      expect(before.headers['content-range']).toBe(`bytes 1000-${damageFrom - 1}/${expected.length}`);
+      expect(Buffer.compare(before.raw.rawPayload, expected.subarray(1000, damageFrom))).toBe(0);
+
+      // (b) Starting inside the damaged segment: refused before a byte of it is sent.
+      for (const range of [`bytes=${damageFrom}-`, `bytes=${damageFrom + 5000}-${damageFrom + 5999}`]) {
+        const inside = await play(c, id, range);
+        expect(inside.status, range).toBe(500);
+        expect(inside.body.error.code, range).toBe('recording_damaged');
+        expect(inside.headers['content-range'], range).toBeUndefined();
+        expect(inside.raw.rawPayload.includes(expected.subarray(damageFrom + 5000, damageFrom + 5032)), range).toBe(false);
+      }
+
+      // (c) Starting before it and running over it: only bytes of the segments before it, then cut short.
+      // It starts in segment 1, so the damage is found after the headers went out (segment 1 is checked
+      // before them, segment 2 is the one read ahead), mid-stream.
+      const from = SEGMENT_SIZE + 123;
+      const over = await playOverSocket(c, id, `bytes=${from}-`);
+      expect(over.status).toBe(206);
+      expect(over.headers['content-length']).toBe(String(expected.length - from));
+      expect(over.complete).toBe(false);
+      const got = over.body;
+      expect(got.length).toBeLessThanOrEqual(damageFrom - from);
+      expect(got.length).toBeLessThan(expected.length - from);
+      expect(Buffer.compare(got, expected.subarray(from, from + got.length))).toBe(0);
+
+      // Audited and alerted: each refusal and the stream cut short.
+      let failures = 0;
+      for (let i = 0; i < 100; i++) {
+        failures = (await latestAuditEvents(service, 200)).filter((e) => e.action === 'recording.integrity_failed' && e.object_id === id && e.outcome === 'failure').length;
+        if (failures >= failuresBefore + 3) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(failures).toBe(failuresBefore + 3);
+      // And what the stream cut short did deliver: its range, bytes and seconds, marked as cut by the damage.
+      let cut: Record<string, unknown> | undefined;
+      for (let i = 0; i < 100 && !cut; i++) {
+        const e = (await latestAuditEvents(service, 50)).find((e) => e.action === 'recording.play_cut_short' && e.object_id === id);
+        if (e) cut = JSON.parse(String(e.details));
+        else await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(cut).toMatchObject({ cutBy: 'damage', range: `${from}-${from + (cut?.bytes as number) - 1}` });
+      expect(cut!.bytes as number).toBeGreaterThanOrEqual(got.length);
+      expect(cut!.bytes as number).toBeLessThanOrEqual(damageFrom - from);
+      expect(cut!.toMs as number).toBeGreaterThan(cut!.fromMs as number);
+      expect(service.logs.some((l) => l.includes('"alert":"recording_damaged"') && l.includes(id))).toBe(true);
+    } finally {
+      await blobs().put(recordingBlobName(id), original);
+    }
+    const whole = await play(c, id);
+    expect(whole.status).toBe(200);
+    expect(Buffer.compare(whole.raw.rawPayload, expected)).toBe(0);
   });
 });

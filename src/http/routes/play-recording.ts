@@ -61,8 +61,10 @@ export const playRecording = defineRoute({
     // and the byte count agree. A viewer gone before a byte was sent is audited too.
     const cutShort = () => {
       const got = sent;
-      if (got >= length || damage) return;
+      if (got >= length) return;
       const end = media.start + got - 1;
+      // Cut short by damage further in, too: what the viewer did receive is audited all the same.
+      const why: Record<string, string> = damage ? { cutBy: 'damage' } : {};
       deps.scopes
         .run(
           principal,
@@ -74,7 +76,10 @@ export const playRecording = defineRoute({
               objectId: media.recordingId,
               patientId: media.patientId,
               // The bytes received and the seconds they hold, as the play event has for the bytes asked for.
-              details: got > 0 ? { range: `${media.start}-${end}`, bytes: got, ...secondsCovered(media.timeIndex, media.durationMs, media.start, end) } : { range: 'none', bytes: 0 },
+              details:
+                got > 0
+                  ? { range: `${media.start}-${end}`, bytes: got, ...secondsCovered(media.timeIndex, media.durationMs, media.start, end), ...why }
+                  : { range: 'none', bytes: 0, ...why },
             }),
           // Nothing but the event is written: it joins the reads' group commit (one WAL flush for
           // all that arrive together) rather than taking the chain head for a commit of its own,
