@@ -56,6 +56,8 @@ async function main() {
   // A request's own steps: its scoped transaction begins, and it ends with the audit events durable.
   const run = deps.scopes.run.bind(deps.scopes);
   deps.scopes.run = ((principal, request, fn, o) => {
+    // The session lookup on a cache miss runs first, as anonymous: not the route's transaction.
+    if (principal.kind === 'anonymous') return run(principal, request, fn, o);
     timeline.mark(request.userAgent, 'transaction');
     const p = run(principal, request, fn, o);
     p.then(

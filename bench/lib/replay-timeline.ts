@@ -5,11 +5,15 @@
  * measured independently, so their p99s need not add up to the seek's.
  *
  * For every request on the server (the streams' and seeks' GETs; one connection per request):
- * - `accept → request`: the connection accepted (the server's 'connection') → the request's head
- *   parsed ('request'): a turn or more of the event loop, and the parse;
+ * - `accept → request`: the connection accepted (the server's 'connection', in the loop turn that
+ *   accepted it; the wait in the listen queue before is not in it) → the request's head parsed
+ *   ('request'): the client's own delay in writing it, the turns of the event loop and the parse;
  * - `request → headers`: → the response's head handed to the socket (`writeHead`): everything the
  *   route does before answering;
- * - `headers → body`: → the first body bytes handed to the socket (`write`).
+ * - `headers → body`: → the first body bytes handed to the socket (`write`). Fastify sends a
+ *   streamed answer's head with its first body bytes (the first `write` calls `writeHead`), so for
+ *   the service this step is ~0 and `request → headers` holds the wait for the first bytes; the
+ *   plain server calls `writeHead` first and then waits for its file's first read.
  * And, where the server gives them (`track`): how long a stage of the route's own work took; and
  * (`mark`) moments of a request's own progress, so that each request's time splits into steps.
  */
@@ -107,6 +111,7 @@ export function requestTimeline(server: Server, opts: TimelineOptions = {}) {
     reset: () => {
       stages.clear();
       finished = [];
+      open.clear();
     },
     read: (): TimelineReading => ({ stages: Object.fromEntries([...stages].map(([k, v]) => [k, { ...summarise(v), count: v.length }])) as Timeline, parts: parts(finished) }),
   };
