@@ -47,6 +47,8 @@ export const Appointment = z.object({
   rescheduledFrom: Uuid.nullable(),
   /** Set on a booking that was moved: the booking that replaced it (when you can see it). */
   rescheduledTo: Uuid.nullable(),
+  /** The consultation held for it, once it has ended: its notes (and any recording) are under it. */
+  consultationId: Uuid.nullable(),
   createdAt: IsoDateTime,
 });
 export const AppointmentLists = z.object({ upcoming: z.array(Appointment), past: z.array(Appointment) });

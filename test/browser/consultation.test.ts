@@ -280,6 +280,16 @@ test('a patient and a GP hold an audio call, switch to video, record it with con
     await chloe.getByText(/^The consultation has ended/).waitFor();
     mark('consultation ended');
 
+    // Her GP's notes, at once on the ended call, and later from the appointment in her list.
+    await chloe.getByRole('heading', { name: `Notes from ${PATEL.displayName}` }).waitFor();
+    await chloe.getByText(notes).waitFor();
+    await chloe.goto('/patient/appointments');
+    await expectHeading(chloe, 'Your appointments');
+    await chloe.getByRole('link', { name: new RegExp(`^Notes from ${PATEL.displayName} on `) }).first().click();
+    await chloe.waitForURL(new RegExp(`/consultations/${consultationId}$`));
+    await chloe.getByText(notes).waitFor();
+    mark('notes found from the appointment');
+
     // Chloe finds it under Consultation replays once it has been finalised.
     await chloe.getByRole('link', { name: 'Consultation replays', exact: true }).click();
     await expectHeading(chloe, 'Consultation replays');

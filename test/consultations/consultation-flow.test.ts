@@ -113,6 +113,30 @@ describe('joining and running a consultation', () => {
     const events = await latestAuditEvents(service, 50);
     expect(JSON.stringify(events)).not.toContain('Viral cough');
   });
+
+  it("leads the patient from the appointment to its consultation's notes once it has ended, and nobody else", async () => {
+    const c = await liveConsultation(service);
+    const listed = async () => {
+      const mine = await c.patient.client.get('/api/appointments');
+      expect(mine.status).toBe(200);
+      return [...mine.body.upcoming, ...mine.body.past].find((a: { id: string }) => a.id === c.appointmentId);
+    };
+    // Live: nothing to lead to yet.
+    expect((await listed()).consultationId).toBeNull();
+    expect((await c.patient.client.get(`/api/appointments/${c.appointmentId}`)).body.consultationId).toBeNull();
+    await c.gp.client.post(`/api/consultations/${c.consultationId}/end`);
+    expect((await listed()).consultationId).toBe(c.consultationId);
+    expect((await c.patient.client.get(`/api/appointments/${c.appointmentId}`)).body.consultationId).toBe(c.consultationId);
+    // Mirror: another patient and another GP get neither the appointment nor its consultation.
+    const other = await liveConsultation(service);
+    for (const who of [other.patient.client, other.gp.client]) {
+      const res = await who.get(`/api/appointments/${c.appointmentId}`);
+      expect(res.status).toBe(404);
+      expect(JSON.stringify(res.body)).not.toContain(c.consultationId);
+    }
+    const theirs = await other.patient.client.get('/api/appointments');
+    expect(JSON.stringify(theirs.body)).not.toContain(c.consultationId);
+  });
 });
 
 describe('recording with consent', () => {

@@ -160,6 +160,8 @@ export interface Appointment {
   status: AppointmentStatus;
   cancelledBy: CancelledBy | null;
   rescheduledFrom: string | null;
+  /** The consultation held for it, once it has ended: its notes (and any recording). */
+  consultationId: string | null;
   createdAt: string;
 }
 

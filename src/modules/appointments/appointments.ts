@@ -19,6 +19,7 @@ export interface AppointmentView {
   cancelledBy: 'patient' | 'clinician' | 'staff' | null;
   rescheduledFrom: string | null;
   rescheduledTo: string | null;
+  consultationId: string | null;
   createdAt: string;
 }
 
@@ -29,8 +30,11 @@ function selectView(scope: Scope) {
     .leftJoin('appointments as moved_to', (j) =>
       j.onRef('moved_to.rescheduled_from', '=', 'appointments.id').onRef('moved_to.patient_id', '=', 'appointments.patient_id'),
     )
+    // Its consultation once ended (read under the caller's row-level security, as the appointment).
+    .leftJoin('consultations as held', (j) => j.onRef('held.appointment_id', '=', 'appointments.id').on('held.status', '=', 'ended'))
     .select([
       'moved_to.id as rescheduled_to',
+      'held.id as consultation_id',
       'appointments.id',
       'appointments.patient_id',
       'appointments.clinician_id',
@@ -61,6 +65,7 @@ function toView(r: ViewRow): AppointmentView {
     cancelledBy: r.cancelled_by,
     rescheduledFrom: r.rescheduled_from,
     rescheduledTo: r.rescheduled_to,
+    consultationId: r.consultation_id,
     createdAt: r.created_at.toISOString(),
   };
 }
@@ -221,6 +226,7 @@ interface ListRow {
   rescheduled_from: string | null;
   created_at: string;
   rescheduled_to: string | null;
+  consultation_id: string | null;
   upcoming: boolean;
   total: number;
 }
@@ -234,7 +240,8 @@ interface ListRow {
  *     patient's appointments is itself one of them: it is found among the rows already read,
  *     with no probe per row;
  *   - timestamps as the text of the UTC time, turned into ISO 8601 below without a Date;
- *   - `total`: how many appointments the patient has (the audit event's count).
+ *   - `total`: how many appointments the patient has (the audit event's count);
+ *   - its consultation, once ended (consultations under row-level security too: the patient's own).
  * Clinicians' names are not joined here: see clinicianNames.
  */
 const listMine = sqlStatement<ListRow, [patientId: string, now: Date, pastLimit: number]>(`with mine as materialized (
@@ -250,9 +257,10 @@ const listMine = sqlStatement<ListRow, [patientId: string, now: Date, pastLimit:
   select r.id, r.patient_id, r.clinician_id, (r.starts_at at time zone 'UTC')::text as starts_at,
          (r.ends_at at time zone 'UTC')::text as ends_at, r.mode, r.reason, r.status, r.cancelled_by,
          r.rescheduled_from, (r.created_at at time zone 'UTC')::text as created_at, moved_to.id as rescheduled_to,
-         r.upcoming, r.total::int as total
+         held.id as consultation_id, r.upcoming, r.total::int as total
   from ranked r
   left join mine moved_to on moved_to.rescheduled_from = r.id
+  left join consultations held on held.appointment_id = r.id and held.status = 'ended'
   where r.upcoming or r.n <= $3
   order by r.starts_at, r.id`);
 
@@ -320,6 +328,7 @@ export async function listMyAppointments(scope: Scope, now = new Date()) {
       cancelledBy: r.cancelled_by,
       rescheduledFrom: r.rescheduled_from,
       rescheduledTo: r.rescheduled_to,
+      consultationId: r.consultation_id,
       createdAt: isoFromUtcText(r.created_at),
     };
     (r.upcoming ? upcoming : past).push(view);
@@ -345,8 +354,11 @@ export async function clinicianDay(scope: Scope, clinic: ClinicSettings, date: s
     .leftJoin('appointments as moved_to', (j) =>
       j.onRef('moved_to.rescheduled_from', '=', 'appointments.id').onRef('moved_to.patient_id', '=', 'appointments.patient_id'),
     )
+    // Its consultation once ended (read under the caller's row-level security, as the appointment).
+    .leftJoin('consultations as held', (j) => j.onRef('held.appointment_id', '=', 'appointments.id').on('held.status', '=', 'ended'))
     .select([
       'moved_to.id as rescheduled_to',
+      'held.id as consultation_id',
       'appointments.id',
       'appointments.patient_id',
       'p.given_name',

@@ -5,6 +5,7 @@ import { errorMessage, getConsultationNotes, saveConsultationNotes } from '../ap
 import type { Consultation } from '../api-types';
 import { CallSession, type CallView } from '../call/call-session';
 import { ConfirmDialog } from '../components/confirm-dialog';
+import { ConsultationNotesSection } from '../components/consultation-notes';
 import { Loading } from '../components/loading';
 import { LocalTime } from '../components/local-time';
 import { usePageTitle } from '../components/page-title';
@@ -427,8 +428,16 @@ function Ended({ c }: { c: Consultation }) {
       </p>
       {c.you === 'patient' ? (
         <p>
-          Notes from {c.clinician.displayName} and any recording appear under{' '}
-          <Link to="/patient/replays">Consultation replays</Link>.
+          {c.recording ? (
+            <>
+              The recording appears under <Link to="/patient/replays">Consultation replays</Link> once it is ready. You can
+              come back to these notes from <Link to="/patient/appointments">Your appointments</Link>.
+            </>
+          ) : (
+            <>
+              You can come back to these notes from <Link to="/patient/appointments">Your appointments</Link>.
+            </>
+          )}
         </p>
       ) : (
         <p>
@@ -512,7 +521,10 @@ function Call({ consultationId, onRejoin }: { consultationId: string; onRejoin: 
         </div>
       ) : null}
       {ended ? (
-        <Ended c={c} />
+        <>
+          <Ended c={c} />
+          {c.you === 'patient' ? <ConsultationNotesSection consultationId={c.id} author={c.clinician.displayName} /> : null}
+        </>
       ) : finalClose ? (
         <div className="notice notice--error" role="alert">
           <p>{finalClose}</p>

@@ -309,6 +309,14 @@ function PastItem({ appointment, movedTo }: { appointment: Appointment; movedTo:
           </dd>
         </div>
       </dl>
+      {appointment.consultationId ? (
+        <p className="appointment__notes">
+          <Link to={`/consultations/${appointment.consultationId}`}>
+            Notes from {appointment.clinician.displayName}
+            <span className="visually-hidden"> on {formatWhen(appointment.startsAt)}</span>
+          </Link>
+        </p>
+      ) : null}
     </li>
   );
 }

@@ -1,6 +1,7 @@
 import { Link, useParams } from 'react-router';
-import { getConsultationNotes, getReplay, replayMediaUrl } from '../api';
-import type { ConsultationNotes, Replay } from '../api-types';
+import { getReplay, replayMediaUrl } from '../api';
+import type { Replay } from '../api-types';
+import { ConsultationNotesSection } from '../components/consultation-notes';
 import { LoadedContent } from '../components/loading';
 import { LocalTime } from '../components/local-time';
 import { usePageTitle } from '../components/page-title';
@@ -8,22 +9,7 @@ import { useSignedIn } from '../session';
 import { useApi } from '../use-api';
 import { formatDuration, replayWhen } from './patient-replays';
 
-function Notes({ notes }: { notes: ConsultationNotes }) {
-  if (!notes.body.trim()) return <p className="empty-state">No notes were written for this consultation.</p>;
-  return (
-    <>
-      <p className="replay__notes break">{notes.body}</p>
-      {notes.updatedAt ? (
-        <p className="muted">
-          Last updated <LocalTime iso={notes.updatedAt} />
-        </p>
-      ) : null}
-    </>
-  );
-}
-
 function Player({ replay, clinician }: { replay: Replay; clinician: boolean }) {
-  const notes = useApi(() => getConsultationNotes(replay.consultationId), [replay.consultationId]);
   return (
     <>
       <h1>Consultation of <LocalTime iso={replayWhen(replay)} /></h1>
@@ -50,12 +36,7 @@ function Player({ replay, clinician }: { replay: Replay; clinician: boolean }) {
           <dd>{formatDuration(replay.durationMs)}</dd>
         </div>
       </dl>
-      <section aria-labelledby="notes-heading">
-        <h2 id="notes-heading">Notes from {clinician ? 'you' : replay.clinician.displayName}</h2>
-        <LoadedContent result={notes.result} what="the notes" onRetry={notes.reload}>
-          {(n) => <Notes notes={n} />}
-        </LoadedContent>
-      </section>
+      <ConsultationNotesSection consultationId={replay.consultationId} author={clinician ? 'you' : replay.clinician.displayName} />
     </>
   );
 }
