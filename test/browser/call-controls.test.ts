@@ -189,6 +189,15 @@ const videoFrom = (page: Page, who: string) => expectGrowing(async () => (await 
 const status = (page: Page) => page.locator('.call__status');
 /** The "Muted" / "Camera off" tags next to the other party's name. */
 const remoteTag = (page: Page, text: 'Muted' | 'Camera off') => page.locator('.call__remote .call__name .tag', { hasText: text });
+/** The line next to the controls that says what the call is now ("Now: audio call" / "Now: video call"). */
+const modeNow = (page: Page) => page.locator('.call__mode');
+/** The status near the controls that says you are muted (in audio there is no preview of yourself). */
+const youAreMuted = (page: Page) => page.getByRole('status').filter({ hasText: 'You are muted' });
+/** Whether the other party's picture is shown, or their initial in its place. */
+const showsRemote = async (page: Page) => ({
+  video: await page.locator('.call__remote-video').isVisible(),
+  avatar: await page.locator('.call__avatar').isVisible(),
+});
 const controls = (page: Page) => page.getByRole('group', { name: 'Call controls', exact: true });
 const button = (page: Page, name: string) => controls(page).getByRole('button', { name, exact: true });
 
@@ -227,6 +236,11 @@ async function bookJoinAndStart() {
   await Promise.all([audioFrom(patient, 'the patient'), audioFrom(gp, 'the GP')]);
   await status(patient).getByText(`Connected with ${HUGHES.displayName}.`, { exact: true }).waitFor();
   await status(gp).getByText(`Connected with ${CHLOE_NAME}.`, { exact: true }).waitFor();
+  // Both pages say what the call is now, besides what was booked.
+  for (const page of [gp, patient]) {
+    expect(await modeNow(page).innerText()).toBe('Now: audio call');
+    await page.locator('.call__meta').getByText(/^Audio only appointment booked for/).waitFor();
+  }
 }
 
 /** What each page showed when something went wrong, to read beside the error. */
@@ -256,9 +270,14 @@ test('the patient mutes: the GP sees it and hears silence; unmuting brings the s
   await expect.poll(() => remoteTag(patient, 'Muted').count()).toBe(0);
   expect((await sent(patient)).micEnabled).toBe(true);
 
+  expect(await youAreMuted(patient).count()).toBe(0);
+
   await button(patient, 'Mute').click();
-  // Her own page: the button is pressed and now offers to unmute.
+  // Her own page: the button is pressed and now offers to unmute, and a status says she is muted
+  // (an audio call has no preview of herself to carry the "Muted" tag).
   await expect.poll(() => button(patient, 'Unmute').getAttribute('aria-pressed')).toBe('true');
+  await youAreMuted(patient).waitFor();
+  expect(await youAreMuted(gp).count()).toBe(0);
   // The GP's page says so next to her name; his own microphone is not shown as muted to her.
   await remoteTag(gp, 'Muted').waitFor();
   expect(await remoteTag(patient, 'Muted').count()).toBe(0);
@@ -275,6 +294,7 @@ test('the patient mutes: the GP sees it and hears silence; unmuting brings the s
 
   await button(patient, 'Unmute').click();
   await expect.poll(() => button(patient, 'Mute').getAttribute('aria-pressed')).toBe('false');
+  await youAreMuted(patient).waitFor({ state: 'detached' });
   await remoteTag(gp, 'Muted').waitFor({ state: 'detached' });
   expect((await sent(patient)).micEnabled).toBe(true);
   await audioFrom(gp, 'the GP after she unmutes');
@@ -291,6 +311,12 @@ test('in video, the patient turns her camera off: the GP sees it stop; on again,
   expect((await sent(patient)).camera).toBe(true);
   expect(await remoteTag(gp, 'Camera off').count()).toBe(0);
   await expect.poll(() => patient.locator('.call__local').isVisible()).toBe(true);
+  // Both pages say the call is now in video; the heading still says what was booked.
+  for (const page of [gp, patient]) {
+    await expect.poll(() => modeNow(page).innerText()).toBe('Now: video call');
+    await page.locator('.call__meta').getByText(/^Audio only appointment booked for/).waitFor();
+  }
+  expect(await showsRemote(gp)).toEqual({ video: true, avatar: false });
   await screenshot(gp, 'call-controls-gp-video', { fullPage: false });
 
   await button(patient, 'Camera off').click();
@@ -299,8 +325,10 @@ test('in video, the patient turns her camera off: the GP sees it stop; on again,
   await expect.poll(() => patient.locator('.call__local').isVisible()).toBe(false);
   await expect.poll(() => liveCameraTracks(patient)).toBe(0);
   await expect.poll(async () => (await sent(patient)).camera).toBe(false);
-  // The GP's page says so, and no more of her frames arrive; his still reach her.
+  // The GP's page says so, and shows her initial instead of her last frame frozen; no more of
+  // her frames arrive; his still reach her.
   await remoteTag(gp, 'Camera off').waitFor();
+  await expect.poll(() => showsRemote(gp)).toEqual({ video: false, avatar: true });
   await Promise.all([
     expectStill(async () => (await received(gp)).videoFrames, 'her video frames decoded by the GP while her camera is off'),
     expectStill(async () => (await sent(patient)).videoFramesEncoded, 'video frames she encodes while her camera is off'),
@@ -315,6 +343,7 @@ test('in video, the patient turns her camera off: the GP sees it stop; on again,
   await videoFrom(gp, 'the GP after her camera is back on');
   expect((await sent(patient)).camera).toBe(true);
   expect(await patient.locator('.call__local').isVisible()).toBe(true);
+  expect(await showsRemote(gp)).toEqual({ video: true, avatar: false });
 });
 
 test('switching back to audio: neither side sends video any more, both pages show an audio call', async () => {
@@ -326,6 +355,7 @@ test('switching back to audio: neither side sends video any more, both pages sho
   ] as const) {
     // The controls are an audio call's again: no camera button, and "Switch to video" on offer.
     await button(page, 'Switch to video').waitFor();
+    expect(await modeNow(page).innerText(), who).toBe('Now: audio call');
     expect(await controls(page).getByRole('button', { name: /^Camera (on|off)$/ }).count(), who).toBe(0);
     // No video shown: the other party's avatar instead of their picture, no preview of one's own.
     expect(await page.locator('.call__remote-video').isVisible(), who).toBe(false);

@@ -374,6 +374,26 @@ function CallControls({ session, view, c, onEnd }: { session: CallSession; view:
   );
 }
 
+/**
+ * What the call is now, next to the controls that change it: audio or video (the heading says
+ * what was booked, which a switch does not change), and whether you are muted (in audio there is
+ * no preview of yourself to say so).
+ */
+function CallState({ view, c }: { view: CallView; c: Consultation }) {
+  return (
+    <div className="call__state">
+      {c.status === 'live' ? (
+        <p className="call__mode" role="status">
+          <span className="tag tag--blue">{c.mode === 'video' ? 'Now: video call' : 'Now: audio call'}</span>
+        </p>
+      ) : null}
+      <p className="call__self" role="status">
+        {!view.micOn ? <span className="tag tag--amber">You are muted</span> : null}
+      </p>
+    </div>
+  );
+}
+
 function Stage({
   view,
   c,
@@ -388,20 +408,22 @@ function Stage({
   const other = otherName(c);
   const video = c.mode === 'video';
   const otherMuted = !view.other.audio;
+  // With their camera off, their last frame would stay frozen on screen: their initial instead.
+  const showRemote = video && view.other.video;
   return (
     <div className={video ? 'call__stage call__stage--video' : 'call__stage'}>
       <div className="call__remote">
-        {/* Always in the page (the recorder draws from it); shown only in video. */}
+        {/* Always in the page (the recorder draws from it); shown only in video, while their camera is on. */}
         <video
           ref={remoteVideo}
           className="call__remote-video"
-          hidden={!video}
+          hidden={!showRemote}
           autoPlay
           playsInline
           muted
           aria-label={`${other}'s video`}
         />
-        {!video ? (
+        {!showRemote ? (
           <div className="call__avatar" aria-hidden="true">
             {other.replace(/^Dr\.? /, '').slice(0, 1)}
           </div>
@@ -560,6 +582,7 @@ function Call({ consultationId, onRejoin }: { consultationId: string; onRejoin: 
           ) : null}
           <Stage view={view} c={c} remoteVideo={remoteVideo} localVideo={localVideo} />
           <audio ref={remoteAudio} autoPlay hidden />
+          <CallState view={view} c={c} />
           <CallControls session={session} view={view} c={c} onEnd={() => setConfirmingEnd(true)} />
           {c.status === 'live' ? <RecordingPanel session={session} view={view} c={c} /> : null}
           <Questions session={session} view={view} c={c} />
