@@ -346,6 +346,27 @@ test('in video, the patient turns her camera off: the GP sees it stop; on again,
   expect(await showsRemote(gp)).toEqual({ video: true, avatar: false });
 });
 
+test('agreeing to video again turns her camera on, though she had turned it off in the last video period', async () => {
+  expect(callUp, 'the call is up').toBe(true);
+  await button(patient, 'Camera off').click();
+  await expect.poll(() => liveCameraTracks(patient)).toBe(0);
+  await button(gp, 'Switch to audio').click();
+  await button(patient, 'Switch to video').waitFor();
+  await expect.poll(() => modeNow(patient).innerText()).toBe('Now: audio call');
+
+  await button(gp, 'Switch to video').click();
+  const ask = patient.getByRole('dialog', { name: `${HUGHES.displayName} asks to switch to video` });
+  // What she agrees to says her camera will turn on: so it does.
+  await ask.getByText(/Your camera will turn on\./).waitFor();
+  await ask.getByRole('button', { name: 'Agree', exact: true }).click();
+  await ask.waitFor({ state: 'hidden' });
+  await expect.poll(() => button(patient, 'Camera off').getAttribute('aria-pressed')).toBe('false');
+  await expect.poll(() => liveCameraTracks(patient)).toBe(1);
+  await videoFrom(gp, 'the GP after she agreed to video again');
+  await expect.poll(() => showsRemote(gp)).toEqual({ video: true, avatar: false });
+  expect(await patient.locator('.call__local').isVisible()).toBe(true);
+});
+
 test('switching back to audio: neither side sends video any more, both pages show an audio call', async () => {
   expect(callUp, 'the call is up').toBe(true);
   await button(gp, 'Switch to audio').click();

@@ -389,8 +389,19 @@ export class CallSession {
   }
 
   start = () => this.act(() => startConsultation(this.consultationId));
-  requestMode = (mode: ConsultationMode) => this.act(() => requestModeSwitch(this.consultationId, mode));
-  answerMode = (requestId: string, accept: boolean) => this.act(() => answerModeSwitch(this.consultationId, requestId, accept));
+  /**
+   * Asking for video, or agreeing to it ("Your camera will turn on"), is choosing to be seen: the
+   * camera comes on with the switch even if you had turned it off in an earlier video period.
+   */
+  requestMode = (mode: ConsultationMode) => {
+    if (mode === 'video') this.set({ cameraOn: true });
+    return this.act(() => requestModeSwitch(this.consultationId, mode));
+  };
+  answerMode = (requestId: string, accept: boolean) => {
+    const pending = this.view.consultation?.pendingModeRequest;
+    if (accept && pending?.id === requestId && pending.toMode === 'video') this.set({ cameraOn: true });
+    return this.act(() => answerModeSwitch(this.consultationId, requestId, accept));
+  };
   askToRecord = (media: ConsultationMode) => this.act(() => requestRecordingConsent(this.consultationId, media));
   decideConsent = (media: ConsultationMode, decision: ConsentDecision) =>
     this.act(() => decideRecordingConsent(this.consultationId, media, decision));
