@@ -65,6 +65,7 @@ const EnvSchema = z.object({
   ICE_TURN_URLS: z.string().optional(),
   ICE_TURN_SECRET_FILE: z.string().min(1).optional(),
   ICE_TURN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3_600),
+  SIGNAL_PING_SECONDS: z.coerce.number().int().min(1).max(300).default(20),
 });
 
 const iceUrls = (v: string | undefined, scheme: RegExp, name: string): string[] => {
@@ -107,6 +108,12 @@ export interface Config {
     joinLateMs: number;
     /** STUN and TURN servers for browsers; TURN credentials are minted per caller from the shared secret. */
     ice: { stunUrls: string[]; turnUrls: string[]; turnSecretFile: string | undefined; turnTtlSeconds: number };
+    /**
+     * How often a call page pings its signalling socket (the server tells it in `welcome`). The
+     * page reconnects after about two intervals without a word from the server; the server
+     * closes a socket it has heard nothing from for 2.5 intervals.
+     */
+    signalPingMs: number;
   };
 }
 
@@ -181,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         turnSecretFile: e.ICE_TURN_SECRET_FILE ? path.resolve(e.ICE_TURN_SECRET_FILE) : undefined,
         turnTtlSeconds: e.ICE_TURN_TTL_SECONDS,
       },
+      signalPingMs: e.SIGNAL_PING_SECONDS * 1000,
     },
   };
 }

@@ -20,6 +20,8 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
 /** Messages per peer per window: an offer and a burst of ICE candidates fit easily. */
 const RATE = { messages: 300, windowMs: 10_000 };
 const SESSION_SWEEP_MS = 15_000;
+/** A socket heard nothing from (no message, no pong) for this many of the page's ping intervals is closed. */
+const SILENT_INTERVALS = 2.5;
 const PERMISSION = 'consultation.signal' as const;
 
 /**
@@ -27,13 +29,17 @@ const PERMISSION = 'consultation.signal' as const;
  * the caller has a session, the permission, comes from our own origin, and is a party of the
  * consultation (the same checks, audit and 404 as the HTTP route). After that every message is
  * checked again: the session must still be valid, and the hub relays only to the other party of
- * this same consultation.
+ * this same consultation. A connection that goes quiet (a half-open TCP connection never closes by
+ * itself) is closed, so presence is true: the page pings every `signalPingMs` (told in `welcome`),
+ * and the server sends WebSocket pings of its own, which browsers answer however they throttle a
+ * background tab's timers.
  */
 export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Promise<void> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const hub = deps.consultations.hub;
   const tokens = new Map<Peer, string>();
   const trust = deps.config.trustProxy.length > 0 ? compileTrust(deps.config.trustProxy) : null;
+  const pingMs = deps.config.consultations.signalPingMs;
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const match = SIGNAL_PATH.exec((req.url ?? '').split('?')[0] ?? '');
@@ -90,7 +96,9 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
       sessionId: admitted.principal.sessionId,
       role: admitted.role,
       send: (m: ServerSignal) => {
-        if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
+        if (ws.readyState !== ws.OPEN) return;
+        // The page learns its ping interval from the welcome (a transport detail the hub does not know).
+        ws.send(JSON.stringify(m.type === 'welcome' ? { ...m, pingMs } : m));
       },
       close: (code, reason) => ws.close(code, reason),
     };
@@ -98,8 +106,20 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     let windowStart = Date.now();
     let count = 0;
     let queue = Promise.resolve();
+    let heardAt = Date.now();
+
+    // Nothing heard for 2.5 intervals: the connection is gone (terminated, not closed, as a close
+    // handshake would wait for an answer that will not come); the hub then updates presence.
+    const liveness = setInterval(() => {
+      const silentMs = Date.now() - heardAt;
+      if (silentMs > SILENT_INTERVALS * pingMs) ws.terminate();
+      else if (silentMs >= pingMs && ws.readyState === ws.OPEN) ws.ping();
+    }, pingMs / 2);
+    liveness.unref();
+    ws.on('pong', () => (heardAt = Date.now()));
 
     ws.on('message', (data, isBinary) => {
+      heardAt = Date.now();
       // Handled one after another, so relayed messages keep their order.
       queue = queue.then(() => onMessage(data as Buffer, isBinary)).catch((err: Error) => {
         deps.logger.error({ errName: err.name }, 'signalling message failed');
@@ -135,6 +155,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     }
 
     ws.on('close', () => {
+      clearInterval(liveness);
       tokens.delete(peer);
       hub.detach(peer);
       deps.scopes

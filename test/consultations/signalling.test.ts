@@ -31,10 +31,23 @@ interface Conn {
   closed: Promise<{ code: number; reason: string }>;
 }
 
-function open(client: TestClient | null, consultationId: string, headers: Record<string, string> = {}): Promise<Conn | { refused: number }> {
+interface OpenOptions {
+  /** Another service's address than the file's own. */
+  base?: string;
+  /** Answer the server's WebSocket pings (as browsers do, and `ws` by default). */
+  autoPong?: boolean;
+}
+
+function open(
+  client: TestClient | null,
+  consultationId: string,
+  headers: Record<string, string> = {},
+  { base: at = base, autoPong = true }: OpenOptions = {},
+): Promise<Conn | { refused: number }> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(`${base}/api/consultations/${consultationId}/signal`, {
-      headers: { origin: base.replace('ws', 'http'), ...(client?.cookie ? { cookie: client.cookie } : {}), ...headers },
+    const ws = new WebSocket(`${at}/api/consultations/${consultationId}/signal`, {
+      headers: { origin: at.replace('ws', 'http'), ...(client?.cookie ? { cookie: client.cookie } : {}), ...headers },
+      autoPong,
     });
     const messages: ServerSignal[] = [];
     const waiters: { type: string; resolve: (m: ServerSignal) => void }[] = [];
@@ -65,8 +78,8 @@ function open(client: TestClient | null, consultationId: string, headers: Record
   });
 }
 
-async function connect(client: TestClient, consultationId: string): Promise<Conn> {
-  const conn = await open(client, consultationId);
+async function connect(client: TestClient, consultationId: string, opts: OpenOptions = {}): Promise<Conn> {
+  const conn = await open(client, consultationId, {}, opts);
   if ('refused' in conn) throw new Error(`refused with ${conn.refused}`);
   return conn;
 }
@@ -152,5 +165,49 @@ describe('signalling', () => {
     await own.gp.client.post(`/api/consultations/${own.consultationId}/end`);
     expect((await patient.closed).code).toBe(4409);
     expect(await open(own.patient.client, own.consultationId)).toEqual({ refused: 409 });
+  });
+});
+
+describe('signalling liveness', () => {
+  // A service of its own whose pages ping every second (SIGNAL_PING_SECONDS), so silence shows in seconds.
+  let quick: TestService;
+  let quickBase: string;
+  beforeAll(async () => {
+    quick = await startConsultationService({ SIGNAL_PING_SECONDS: '1' });
+    quickBase = (await quick.built.app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
+  });
+  afterAll(async () => {
+    await quick?.close();
+  });
+
+  it('closes a socket it hears nothing from (a half-open connection) and tells the other party; one that answers pings stays', async () => {
+    const own = await liveConsultation(quick);
+    // The GP's page sends nothing of its own, but answers the server's WebSocket pings, as a browser does.
+    const gp = await connect(own.gp.client, own.consultationId, { base: quickBase });
+    // The page learns its ping interval from the welcome.
+    expect(await gp.next('welcome')).toMatchObject({ you: 'clinician', pingMs: 1000 });
+    // The patient's connection goes dead without closing: nothing arrives from it, not even a pong.
+    const patient = await connect(own.patient.client, own.consultationId, { base: quickBase, autoPong: false });
+    const openedAt = Date.now();
+    await patient.next('welcome');
+    expect(await gp.next('presence')).toMatchObject({ presence: { patient: true, clinician: true } });
+
+    const closed = await Promise.race([patient.closed, new Promise<null>((r) => setTimeout(() => r(null), 8_000))]);
+    const after = Date.now() - openedAt;
+    expect(closed, 'the silent socket is closed').not.toBeNull();
+    // 2.5 intervals of silence, checked every half interval (and some slack for a busy machine).
+    expect(after).toBeGreaterThanOrEqual(2_000);
+    expect(after).toBeLessThan(6_000);
+    // Terminated: a close handshake would wait for an answer that is not coming.
+    expect(closed!.code).toBe(1006);
+    // The GP's page is told she has gone, and the hub agrees.
+    expect(await gp.next('presence')).toMatchObject({ presence: { patient: false, clinician: true } });
+    expect(quick.deps.consultations.hub.presence(own.consultationId)).toEqual({ patient: false, clinician: true });
+
+    // The GP's socket, quiet for longer than that but answering pings, is still open and working.
+    expect(gp.ws.readyState).toBe(WebSocket.OPEN);
+    gp.ws.send(JSON.stringify({ type: 'ping' }));
+    await gp.next('pong');
+    gp.ws.close();
   });
 });
