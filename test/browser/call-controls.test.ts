@@ -2,8 +2,8 @@
  * The call's own controls, in one consultation between Chloe (patient) and Dr Hughes (GP), with
  * real media from Chromium's fake devices and checked with getStats on the page's current
  * RTCPeerConnection (`window.__confidantPeer`, the app's debugging handle):
- * mute and unmute, camera off and on in video, back to audio, and a dropped signalling
- * connection the page recovers from by itself. This file runs its own service and database,
+ * mute and unmute, camera off and on in video, back to audio, a signalling socket that goes
+ * silent (half-open) and one that drops, both of which the page recovers from by itself. This file runs its own service and database,
  * so the demo people it uses are in no other file's way.
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -40,16 +40,29 @@ const CHLOE = demoPerson('chloe@demo.confidant.test');
 const HUGHES = demoPerson('dr.hughes@demo.confidant.test');
 const CHLOE_NAME = `${CHLOE.givenName} ${CHLOE.familyName}`;
 
-/** Test instrumentation (never in web/src): every camera track a page opens, and every WebSocket it makes. */
+/** A socket the test can make deaf: from then on the page is handed none of its messages, as if the connection had gone half-open. */
+type TestSocket = WebSocket & { __testDeaf?: boolean };
+
+/**
+ * Test instrumentation (never in web/src): every camera track a page opens, and every WebSocket
+ * it makes, each of which the test can make deaf.
+ */
 function instrument() {
-  const w = window as unknown as { __testCameraTracks: MediaStreamTrack[]; __testSockets: WebSocket[] };
+  const w = window as unknown as { __testCameraTracks: MediaStreamTrack[]; __testSockets: TestSocket[] };
   w.__testCameraTracks = [];
   w.__testSockets = [];
   const Native = window.WebSocket;
+  const onmessage = Object.getOwnPropertyDescriptor(Native.prototype, 'onmessage')!;
   window.WebSocket = class extends Native {
     constructor(url: string | URL, protocols?: string | string[]) {
       super(url, protocols);
-      w.__testSockets.push(this);
+      const ws: TestSocket = this;
+      w.__testSockets.push(ws);
+      Object.defineProperty(ws, 'onmessage', {
+        get: () => onmessage.get!.call(ws),
+        set: (handler: ((event: MessageEvent) => void) | null) =>
+          onmessage.set!.call(ws, handler && ((event: MessageEvent) => ws.__testDeaf || handler.call(ws, event))),
+      });
     }
   };
   const devices = navigator.mediaDevices;
@@ -65,7 +78,8 @@ function instrument() {
 beforeAll(async () => {
   [service, browser] = await Promise.all([
     // A consultation opens up to a day before it starts, so the earliest slot can be joined at once.
-    startService({ env: { CONSULTATION_JOIN_EARLY_MINUTES: '1440' } }),
+    // The pages ping every 2 s (the server tells them), so a silent socket shows in seconds.
+    startService({ env: { CONSULTATION_JOIN_EARLY_MINUTES: '1440', SIGNAL_PING_SECONDS: '2' } }),
     launchBrowser({ extraArgs: ['--autoplay-policy=no-user-gesture-required'] }),
   ]);
   [gpContext, patientContext] = await Promise.all([watch.context(browser, service.baseUrl), watch.context(browser, service.baseUrl)]);
@@ -395,6 +409,72 @@ test('switching back to audio: neither side sends video any more, both pages sho
   // Sound carries on both ways.
   await Promise.all([audioFrom(gp, 'the GP in audio'), audioFrom(patient, 'the patient in audio')]);
   await screenshot(patient, 'call-controls-patient-back-to-audio', { fullPage: false });
+});
+
+/** The page's WebSockets: how many it made, how many are open, and how many of those are deaf. */
+function socketsOf(page: Page) {
+  return page.evaluate(() => {
+    const all = (window as unknown as { __testSockets: TestSocket[] }).__testSockets;
+    const open = all.filter((ws) => ws.readyState === WebSocket.OPEN);
+    return { made: all.length, open: open.length, deaf: open.filter((ws) => ws.__testDeaf).length };
+  });
+}
+
+/**
+ * The page's peer connection is connected and stays the same one for two seconds: after a
+ * signalling reconnect the GP may offer afresh (a new connection, whose counters start at zero).
+ */
+async function peerSettled(page: Page, who: string) {
+  await expect
+    .poll(
+      async () => {
+        const mark = () =>
+          page.evaluate(() => {
+            const pc = window.__confidantPeer as (RTCPeerConnection & { __testMark?: number }) | null | undefined;
+            if (!pc || pc.connectionState !== 'connected') return null;
+            return (pc.__testMark ??= Math.random());
+          });
+        const first = await mark();
+        await sleep(2_000);
+        return first !== null && (await mark()) === first;
+      },
+      { timeout: 15_000, interval: 0, message: `${who}'s peer connection settles` },
+    )
+    .toBe(true);
+}
+
+test('the patient’s signalling socket goes silent without closing: the page replaces it and the call carries on', async () => {
+  expect(callUp, 'the call is up').toBe(true);
+  // Through everything so far (pings every 2 s, all answered) each page kept its one socket.
+  expect(await socketsOf(patient)).toEqual({ made: 1, open: 1, deaf: 0 });
+  expect(await socketsOf(gp)).toEqual({ made: 1, open: 1, deaf: 0 });
+
+  // Her socket stays open but nothing it receives reaches the page any more (her pings still
+  // reach the server, which keeps answering): a half-open connection, as the page sees it.
+  await patient.evaluate(() => {
+    for (const ws of (window as unknown as { __testSockets: TestSocket[] }).__testSockets) ws.__testDeaf = true;
+  });
+  const deafAt = Date.now();
+  // About two ping intervals later the page gives up on it and opens a new one.
+  await expect.poll(() => socketsOf(patient), { timeout: 15_000 }).toEqual({ made: 2, open: 1, deaf: 0 });
+  const replacedAfter = Date.now() - deafAt;
+  console.log(`call-controls: the silent socket was replaced ${replacedAfter} ms after it went deaf (pings every 2000 ms)`);
+  expect(replacedAfter).toBeLessThan(10_000);
+  await status(patient).getByText(`Connected with ${HUGHES.displayName}.`, { exact: true }).waitFor();
+  await status(gp).getByText(`Connected with ${CHLOE_NAME}.`, { exact: true }).waitFor();
+
+  // Both ways through the new socket: her mute reaches the GP, his reaches her; sound carries on.
+  await button(patient, 'Mute').click();
+  await remoteTag(gp, 'Muted').waitFor();
+  await button(patient, 'Unmute').click();
+  await remoteTag(gp, 'Muted').waitFor({ state: 'detached' });
+  await button(gp, 'Mute').click();
+  await remoteTag(patient, 'Muted').waitFor();
+  await button(gp, 'Unmute').click();
+  await remoteTag(patient, 'Muted').waitFor({ state: 'detached' });
+  await Promise.all([peerSettled(patient, 'the patient'), peerSettled(gp, 'the GP')]);
+  await Promise.all([audioFrom(gp, 'the GP after the silent socket'), audioFrom(patient, 'the patient after the silent socket')]);
+  expect(await socketsOf(patient)).toEqual({ made: 2, open: 1, deaf: 0 });
 });
 
 test('the patient’s signalling connection drops: the page reconnects by itself and the call carries on', { timeout: 90_000 }, async () => {

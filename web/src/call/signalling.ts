@@ -7,7 +7,17 @@ export type SignallingState =
   | { status: 'reconnecting'; attempt: number; inMs: number }
   | { status: 'closed'; code: number; reason: string };
 
-const PING_MS = 20_000;
+/** Until the server's welcome says otherwise (SIGNAL_PING_SECONDS on the server). */
+const DEFAULT_PING_MS = 20_000;
+/** A server's ping interval outside these bounds is not believed. */
+const PING_MS_RANGE = [1_000, 300_000] as const;
+/**
+ * Silence this many ping intervals long (no pong, no message), with a ping of ours unanswered,
+ * and the socket is taken for dead: a half-open connection never closes by itself. Checked once
+ * an interval, so a dead socket is dropped about two intervals after it last spoke; the server
+ * gives up on us after 2.5.
+ */
+const SILENT_INTERVALS = 1.5;
 const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 10_000];
 
 /** Why a connection will not be tried again, in words for the person in the call. */
@@ -31,7 +41,8 @@ export interface SignallingOptions {
 
 /**
  * The consultation's signalling WebSocket: reconnects with backoff after a drop, except when the
- * server said why it closed for good (signed out, not a party, the call ended, another tab).
+ * server said why it closed for good (signed out, not a party, the call ended, another tab). It
+ * pings at the interval the server sets, and drops and reopens a socket that has gone silent.
  */
 export class Signalling {
   private ws: WebSocket | null = null;
@@ -39,6 +50,10 @@ export class Signalling {
   private stopped = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private ping: ReturnType<typeof setInterval> | undefined;
+  private pingMs = DEFAULT_PING_MS;
+  /** When the current socket last delivered anything (or was made), and when we last pinged on it. */
+  private heardAt = 0;
+  private pingedAt = 0;
 
   constructor(private readonly opts: SignallingOptions) {}
 
@@ -48,14 +63,18 @@ export class Signalling {
     const ws = new WebSocket(consultationSignalUrl(this.opts.consultationId));
     this.ws = ws;
     let opened = false;
+    // A connection that hangs while opening is given up on by the same clock.
+    this.heardAt = this.pingedAt = Date.now();
+    this.startPinging(() => !opened);
     ws.onopen = () => {
       opened = true;
       this.attempt = 0;
+      this.heardAt = Date.now();
       this.opts.onState({ status: 'open' });
-      clearInterval(this.ping);
-      this.ping = setInterval(() => this.send({ type: 'ping' }), PING_MS);
     };
     ws.onmessage = (event) => {
+      if (this.ws !== ws) return;
+      this.heardAt = Date.now();
       if (typeof event.data !== 'string') return;
       let message: ServerSignal;
       try {
@@ -63,6 +82,7 @@ export class Signalling {
       } catch {
         return;
       }
+      if (message.type === 'welcome') this.followServerPing(message, () => !opened);
       this.opts.onMessage(message);
     };
     ws.onclose = (event) => {
@@ -78,6 +98,42 @@ export class Signalling {
       }
       void this.scheduleReconnect(!opened);
     };
+  }
+
+  /** Every interval: give up on a socket that has gone silent, or ping it. */
+  private startPinging(neverOpened: () => boolean) {
+    clearInterval(this.ping);
+    this.ping = setInterval(() => {
+      const ws = this.ws;
+      if (!ws) return;
+      const now = Date.now();
+      // Silent since our last ping (timers may run late in a background tab: what counts is that
+      // a ping went unanswered) and for long enough.
+      if (this.heardAt <= this.pingedAt && now - this.heardAt >= SILENT_INTERVALS * this.pingMs) return this.drop(ws, neverOpened());
+      if (ws.readyState !== WebSocket.OPEN) return;
+      this.pingedAt = now;
+      this.send({ type: 'ping' });
+    }, this.pingMs);
+  }
+
+  /** The server says how often to ping (its SIGNAL_PING_SECONDS); not part of the typed contract yet. */
+  private followServerPing(welcome: ServerSignal, neverOpened: () => boolean) {
+    const pingMs = (welcome as { pingMs?: unknown }).pingMs;
+    if (typeof pingMs !== 'number' || !Number.isFinite(pingMs)) return;
+    const bounded = Math.min(Math.max(pingMs, PING_MS_RANGE[0]), PING_MS_RANGE[1]);
+    if (bounded === this.pingMs) return;
+    this.pingMs = bounded;
+    this.startPinging(neverOpened);
+  }
+
+  /** Gives up on a socket that has gone silent: it may never report closing, so we do not wait for it. */
+  private drop(ws: WebSocket, neverOpened: boolean) {
+    this.ws = null;
+    clearInterval(this.ping);
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.close(1000, 'no answer');
+    if (this.stopped) return;
+    void this.scheduleReconnect(neverOpened);
   }
 
   private async scheduleReconnect(neverOpened: boolean) {
