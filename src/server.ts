@@ -66,7 +66,7 @@ export async function createService(
   // Recordings are sealed under this key; production must be given one (config refuses otherwise).
   const masterKey = rec.createMasterKeyIfMissing ? await ensureMasterKeyFile(rec.masterKeyFile) : await readMasterKeyFile(rec.masterKeyFile);
   const finaliser = new RecordingFinaliser(scopes, logger);
-  const hub = new SignallingHub();
+  const hub = new SignallingHub(config.consultations.signalPingMs);
   const recordings: RecordingDeps = {
     blobs: createLocalBlobStore(rec.blobDir),
     masterKey,

@@ -131,7 +131,7 @@ export type ClientSignal = z.infer<typeof ClientSignal>;
 
 /** What the server sends. `changed` says: fetch the consultation again. */
 export type ServerSignal =
-  | { type: 'welcome'; you: 'patient' | 'clinician'; presence: { patient: boolean; clinician: boolean } }
+  | { type: 'welcome'; you: 'patient' | 'clinician'; presence: { patient: boolean; clinician: boolean }; /** How often the page pings (ms). */ pingMs: number }
   | { type: 'presence'; presence: { patient: boolean; clinician: boolean } }
   | { type: 'signal'; from: 'patient' | 'clinician'; data: Extract<ClientSignal, { type: 'signal' }>['data'] }
   | { type: 'media'; from: 'patient' | 'clinician'; audio: boolean; video: boolean }

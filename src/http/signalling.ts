@@ -97,8 +97,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
       role: admitted.role,
       send: (m: ServerSignal) => {
         if (ws.readyState !== ws.OPEN) return;
-        // The page learns its ping interval from the welcome (a transport detail the hub does not know).
-        ws.send(JSON.stringify(m.type === 'welcome' ? { ...m, pingMs } : m));
+        ws.send(JSON.stringify(m));
       },
       close: (code, reason) => ws.close(code, reason),
     };

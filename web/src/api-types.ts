@@ -340,7 +340,7 @@ export type ClientSignal =
 
 /** What the server sends; `changed` means: fetch the consultation again. */
 export type ServerSignal =
-  | { type: 'welcome'; you: Party; presence: Presence }
+  | { type: 'welcome'; you: Party; presence: Presence; /** How often to ping (ms): the server drops a socket silent for 2.5 of these. */ pingMs: number }
   | { type: 'presence'; presence: Presence }
   | { type: 'signal'; from: Party; data: SignalData }
   | { type: 'media'; from: Party; audio: boolean; video: boolean }

@@ -30,6 +30,9 @@ export type RelayOutcome = 'relayed' | 'not_member' | 'ended';
 export class SignallingHub {
   private readonly rooms = new Map<string, Room>();
 
+  /** `pingMs`: how often a page pings (told in the welcome); the socket is dropped after 2.5 silent ones. */
+  constructor(private readonly pingMs = 20_000) {}
+
   /** Registers a peer whose membership the caller has just proved against the database. */
   attach(peer: Peer, parties: { patientId: string; clinicianId: string }): void {
     let room = this.rooms.get(peer.consultationId);
@@ -46,7 +49,7 @@ export class SignallingHub {
       }
     }
     room.peers.add(peer);
-    peer.send({ type: 'welcome', you: peer.role, presence: this.presenceOf(room) });
+    peer.send({ type: 'welcome', you: peer.role, presence: this.presenceOf(room), pingMs: this.pingMs });
     this.broadcastPresence(room, peer);
   }
 

@@ -116,9 +116,9 @@ export class Signalling {
     }, this.pingMs);
   }
 
-  /** The server says how often to ping (its SIGNAL_PING_SECONDS); not part of the typed contract yet. */
-  private followServerPing(welcome: ServerSignal, neverOpened: () => boolean) {
-    const pingMs = (welcome as { pingMs?: unknown }).pingMs;
+  /** The server says how often to ping (its SIGNAL_PING_SECONDS), within bounds. */
+  private followServerPing(welcome: Extract<ServerSignal, { type: 'welcome' }>, neverOpened: () => boolean) {
+    const pingMs = welcome.pingMs;
     if (typeof pingMs !== 'number' || !Number.isFinite(pingMs)) return;
     const bounded = Math.min(Math.max(pingMs, PING_MS_RANGE[0]), PING_MS_RANGE[1]);
     if (bounded === this.pingMs) return;
