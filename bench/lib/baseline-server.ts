@@ -24,10 +24,11 @@ const [url, poolSizeArg, listUrl] = process.argv.slice(2);
 
 /** What a bare implementation of "my appointments" sends: everything in one statement, no RLS, prepared. */
 const LIST_SQL = `select a.id, a.patient_id, a.clinician_id, c.display_name as clinician_name, a.starts_at, a.ends_at, a.mode,
-    a.reason, a.status, a.cancelled_by, a.rescheduled_from, m.id as rescheduled_to, a.created_at
+    a.reason, a.status, a.cancelled_by, a.rescheduled_from, m.id as rescheduled_to, h.id as consultation_id, a.created_at
   from appointments a
   join accounts c on c.id = a.clinician_id
   left join appointments m on m.rescheduled_from = a.id and m.patient_id = a.patient_id
+  left join consultations h on h.appointment_id = a.id and h.status = 'ended'
   where a.patient_id = $1
   order by a.starts_at, a.id`;
 const PAST_LIMIT = 50;
@@ -78,6 +79,7 @@ async function main() {
         cancelledBy: r.cancelled_by as string | null,
         rescheduledFrom: r.rescheduled_from as string | null,
         rescheduledTo: r.rescheduled_to as string | null,
+        consultationId: r.consultation_id as string | null,
         createdAt: (r.created_at as Date).toISOString(),
       }));
       const upcoming = views.filter((v) => v.status === 'booked' && Date.parse(v.endsAt) > now);

@@ -274,11 +274,12 @@ export async function accountIdsByEmail(database: string, emails: string[]): Pro
  * really sends, captured from one instrumented request.
  */
 export const LIST_QUERY =
-  'select "moved_to"."id" as "rescheduled_to", "appointments"."id", "appointments"."patient_id", "appointments"."clinician_id", ' +
+  'select "moved_to"."id" as "rescheduled_to", "held"."id" as "consultation_id", "appointments"."id", "appointments"."patient_id", "appointments"."clinician_id", ' +
   '"c"."display_name" as "clinician_name", "appointments"."starts_at", "appointments"."ends_at", "appointments"."mode", ' +
   '"appointments"."reason", "appointments"."status", "appointments"."cancelled_by", "appointments"."rescheduled_from", ' +
   '"appointments"."created_at" from "appointments" inner join "accounts" as "c" on "c"."id" = "appointments"."clinician_id" ' +
   'left join "appointments" as "moved_to" on "moved_to"."rescheduled_from" = "appointments"."id" ' +
+  'left join "consultations" as "held" on "held"."appointment_id" = "appointments"."id" and "held"."status" = \'ended\' ' +
   'where "appointments"."patient_id" = $1 order by "appointments"."starts_at"';
 
 export interface PlanReport {
