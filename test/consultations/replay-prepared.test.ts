@@ -188,24 +188,33 @@ describe('a viewer who leaves before the answer', () => {
 
 describe('damage found while the play event is being made durable', () => {
   let service: TestService;
+  let port: number;
 
   beforeAll(async () => {
     service = await startConsultationService();
-  });
-  afterAll(async () => {
-    await service?.close();
+    await service.built.app.listen({ port: 0, host: '127.0.0.1' });
+    port = (service.built.app.server.address() as AddressInfo).port;
   });
 
-  it('is answered as damage, with the alert and its audit event, never as a stream cut short', async () => {
+  /** A recording of several segments with one flipped byte in its second sealed segment. */
+  async function damagedRecording() {
     const { c, id } = await recorded(service, Buffer.from(synthesiseWebm(400 * 1024).data));
-    // One flipped byte in the second sealed segment: the range below starts in the first, which
-    // is read and checked on its own; the batch after it (read on while the event is held) is not intact.
     const blobs = service.deps.recordings.blobs;
     const reader = await blobs.open(recordingBlobName(id));
     const sealed = await reader.read(0, await reader.size());
     await reader.close();
     sealed[SEALED_SEGMENT_SIZE + 1000] = sealed[SEALED_SEGMENT_SIZE + 1000]! ^ 0x01;
     await blobs.put(recordingBlobName(id), sealed);
+    return { c, id };
+  }
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  it('is answered as damage, with the alert and its audit event, never as a stream cut short', async () => {
+    // The range below starts in the first segment, which is read and checked on its own; the batch
+    // after it (read on while the event is held) is not intact.
+    const { c, id } = await damagedRecording();
 
     const hold = holdTransactions(service, (p) => p.reason === 'audit group commit');
     let res!: Awaited<ReturnType<typeof c.patient.client.request>>;
@@ -221,6 +230,26 @@ describe('damage found while the play event is being made durable', () => {
     expect(res.body.error.code).toBe('recording_damaged');
     await until('the integrity event', async () => (await playEvents(service, id)).some((e) => e.action === 'recording.integrity_failed'));
     expect(service.logs.join('')).toContain('"alert":"recording_damaged"');
+  });
+
+  it('is still raised when the viewer has left meanwhile, and the replay is audited as nothing received', async () => {
+    const { c, id } = await damagedRecording();
+    const hold = holdTransactions(service, (p) => p.reason === 'audit group commit');
+    try {
+      const sock = net.connect(port, '127.0.0.1');
+      sock.on('error', () => undefined);
+      sock.write(`GET /api/recordings/${id}/media HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: ${c.patient.client.cookie}\r\nrange: bytes=1000-\r\n\r\n`);
+      await new Promise((r) => setTimeout(r, 500));
+      sock.destroy();
+      await until('the service to see the socket close', () => new Promise<boolean>((r) => service.built.app.server.getConnections((_e, n) => r(n === 0))));
+    } finally {
+      hold.release();
+    }
+    await until('the integrity event', async () => (await playEvents(service, id)).some((e) => e.action === 'recording.integrity_failed'));
+    await until('the cut-short event', async () => (await playEvents(service, id)).some((e) => e.action === 'recording.play_cut_short'));
+    const cut = (await playEvents(service, id)).find((e) => e.action === 'recording.play_cut_short')!;
+    expect(JSON.parse(String(cut.details))).toEqual({ range: 'none', bytes: 0 });
+    expect(service.logs.some((l) => l.includes('"alert":"recording_damaged"') && l.includes(id))).toBe(true);
   });
 });
 

@@ -108,7 +108,9 @@ export const playRecording = defineRoute({
     }
     if (viewer.gone) {
       // Gone while the play event was being made durable: the stream was stopped, nothing is sent.
+      // Damage it had already found is still raised: the recording is damaged whoever is watching.
       stream.destroy();
+      if (opened.failure instanceof TamperError) void damaged(deps, media, principal, request);
       cutShort();
       return;
     }
