@@ -5,8 +5,13 @@ export {
   executeAtCommit,
   openDatabase,
   sqlStatement,
+  DEFAULT_PG_TIMEOUTS,
   type Database,
+  type DatabaseObserver,
   type DatabaseOptions,
+  type PingResult,
+  type PostgresTimeouts,
+  type TransactionOptions,
   type RoleReport,
   type Statement,
   type Tx,
@@ -15,6 +20,17 @@ export {
 export type { DB } from './schema';
 export { sql } from 'kysely';
 export { DataDirInUse } from './data-dir-lock';
+export {
+  abortWhy,
+  classifyDatabaseError,
+  CommitOutcomeUnknown,
+  DeadlineExceeded,
+  raceAbort,
+  stoppedError,
+  type AbortWhy,
+  type DatabaseFailure,
+} from './failures';
+export { listMigrations } from './migrate';
 
 /** True when `err` is PostgreSQL's unique_violation (on `constraint`, when given), from either driver. */
 export function isUniqueViolation(err: unknown, constraint?: string): boolean {

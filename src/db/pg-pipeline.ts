@@ -8,6 +8,7 @@ import {
   type TransactionSettings,
 } from 'kysely';
 import pg from 'pg';
+import { raceAbort } from './failures';
 
 const require = createRequire(import.meta.url);
 const { prepareValue } = require('pg/lib/utils.js') as { prepareValue: (v: unknown) => unknown };
@@ -172,6 +173,8 @@ export interface StatementRunner {
 export class PipelinedConnection implements DatabaseConnection, StatementRunner {
   private held: Statement[] = [];
   private client: pg.PoolClient | undefined;
+  /** Given up on (its request's deadline passed mid-statement): its socket is closed, and it never goes back to the pool. */
+  private abandoned = false;
 
   constructor(client: pg.PoolClient) {
     this.client = client;
@@ -179,7 +182,20 @@ export class PipelinedConnection implements DatabaseConnection, StatementRunner 
 
   private live(): pg.PoolClient {
     if (!this.client) throw new Error('the transaction has ended: its connection was released');
+    if (this.abandoned) throw new Error('Connection terminated: the transaction was abandoned');
     return this.client;
+  }
+
+  /**
+   * Closes the connection under a transaction that is being given up: the server sees the
+   * client go and rolls back whatever it has not committed (a COMMIT it has already been sent may
+   * still go through: the caller reports that outcome as unknown). Waiting on the statement is
+   * not an option: the server may be frozen, and the pool must not get the connection back.
+   */
+  abandon(): void {
+    if (this.abandoned || !this.client) return;
+    this.abandoned = true;
+    destroySocket(this.client);
   }
 
   /** Holds a statement to send in the same batch as the next one (BEGIN, the principal settings). */
@@ -246,14 +262,22 @@ export class PipelinedConnection implements DatabaseConnection, StatementRunner 
     if (!client) return;
     this.client = undefined;
     this.held = [];
-    client.release();
+    // An abandoned connection is dropped by the pool, never handed to anyone else.
+    client.release(this.abandoned ? new Error('abandoned') : undefined);
   }
+}
+
+/** Closes a client's socket at once (end() would wait for a server that may never answer). */
+export function destroySocket(client: pg.ClientBase): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 interface ReadItem {
   opening: readonly Statement[];
   text: string;
   values: readonly unknown[];
+  /** The request's: a read it aborts before its batch is sent is never sent. */
+  signal: AbortSignal | undefined;
   resolve: (r: PostgresQueryResult<unknown>) => void;
   reject: (err: unknown) => void;
 }
@@ -293,12 +317,24 @@ export class ReadMultiplexer {
     this.connections = Math.max(1, Math.min(READ_CONNECTIONS, poolSize));
   }
 
-  /** Runs `text` in a read-only transaction opened by `opening` (after BEGIN READ ONLY). */
-  run<R>(opening: readonly Statement[], text: string, values: readonly unknown[]): Promise<PostgresQueryResult<R>> {
-    return new Promise<PostgresQueryResult<unknown>>((resolve, reject) => {
-      this.queue.push({ opening, text, values, resolve, reject });
+  /**
+   * Runs `text` in a read-only transaction opened by `opening` (after BEGIN READ ONLY). Once
+   * `signal` aborts, the read rejects at once with `aborted()`; if it is still queued it is
+   * never sent (one already sent finishes in its batch, and its rows are dropped).
+   */
+  run<R>(
+    opening: readonly Statement[],
+    text: string,
+    values: readonly unknown[],
+    signal?: AbortSignal,
+    aborted?: () => Error,
+  ): Promise<PostgresQueryResult<R>> {
+    const queued = new Promise<PostgresQueryResult<unknown>>((resolve, reject) => {
+      this.queue.push({ opening, text, values, signal, resolve, reject });
       this.schedule();
     }) as Promise<PostgresQueryResult<R>>;
+    if (!signal || !aborted) return queued;
+    return raceAbort(queued, signal, aborted);
   }
 
   private schedule() {
@@ -315,7 +351,8 @@ export class ReadMultiplexer {
     while (this.inFlight < this.connections && this.queue.length > 0) {
       const free = this.connections - this.inFlight;
       const size = Math.min(READ_BATCH_MAX, Math.max(READ_BATCH_SPLIT_MIN, Math.ceil(this.queue.length / free)));
-      const batch = this.queue.splice(0, size);
+      const batch = this.queue.splice(0, size).filter((item) => !item.signal?.aborted);
+      if (batch.length === 0) continue;
       this.inFlight++;
       void this.send(batch, true).finally(() => {
         this.inFlight--;
@@ -375,6 +412,8 @@ export class MultiplexedRead implements DatabaseConnection, StatementRunner {
   constructor(
     private readonly mux: ReadMultiplexer,
     private readonly opening: readonly Statement[],
+    private readonly signal?: AbortSignal,
+    private readonly aborted?: () => Error,
   ) {}
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
@@ -390,7 +429,8 @@ export class MultiplexedRead implements DatabaseConnection, StatementRunner {
   query<R>(text: string, values: readonly unknown[]): Promise<PostgresQueryResult<R>> {
     if (!this.open) return Promise.reject(new Error('the read has ended'));
     if (MARKERS.some((m) => text.startsWith(m))) return Promise.reject(new Error('a read-only transaction cannot hold statements for its commit'));
-    return this.mux.run<R>(this.opening, text, values);
+    if (this.signal?.aborted && this.aborted) return Promise.reject(this.aborted());
+    return this.mux.run<R>(this.opening, text, values, this.signal, this.aborted);
   }
 
   end() {

@@ -1,4 +1,3 @@
-import type { PGlite } from '@electric-sql/pglite';
 import {
   CompiledQuery,
   PostgresAdapter,
@@ -10,14 +9,21 @@ import {
   type Kysely,
   type QueryResult,
 } from 'kysely';
+import type { EmbeddedPostgres } from './embedded-pglite';
+
+/** What the dialect needs of the embedded database (EmbeddedPGlite on its worker, or InThreadPGlite). */
+export type EmbeddedSql = Pick<EmbeddedPostgres, 'query' | 'exec' | 'generation'>;
 
 /**
  * A Kysely dialect over one embedded PGlite instance. PGlite has a single
  * connection, so the driver hands it out to one user at a time: a transaction
  * holds it from BEGIN to COMMIT and nobody else's statements interleave.
+ * Each hand-out is bound to the database's current generation: if the embedded
+ * database is replaced meanwhile (its worker died and was respawned), the rest of
+ * that transaction is refused rather than run on the new one outside any transaction.
  */
 export class PGliteDialect implements Dialect {
-  constructor(private readonly pglite: PGlite) {}
+  constructor(private readonly pglite: EmbeddedSql) {}
   createAdapter() {
     return new PostgresAdapter();
   }
@@ -36,7 +42,7 @@ class PGliteDriver implements Driver {
   private tail: Promise<void> = Promise.resolve();
   private readonly connection: PGliteConnection;
 
-  constructor(pglite: PGlite) {
+  constructor(private readonly pglite: EmbeddedSql) {
     this.connection = new PGliteConnection(pglite);
   }
 
@@ -48,6 +54,7 @@ class PGliteDriver implements Driver {
     this.tail = new Promise<void>((resolve) => (release = resolve));
     await previous;
     this.connection.release = release;
+    this.connection.generation = this.pglite.generation;
     return this.connection;
   }
 
@@ -68,14 +75,14 @@ class PGliteDriver implements Driver {
 
 class PGliteConnection implements DatabaseConnection {
   release: (() => void) | undefined;
-  constructor(private readonly pglite: PGlite) {}
+  generation = 0;
+  constructor(private readonly pglite: EmbeddedSql) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const at = { generation: this.generation };
     // Without parameters the simple protocol runs several statements at once (migrations).
     const result =
-      query.parameters.length === 0
-        ? ((await this.pglite.exec(query.sql)).at(-1) ?? { rows: [], affectedRows: 0 })
-        : await this.pglite.query<R>(query.sql, query.parameters as unknown[], { rowMode: 'object' });
+      query.parameters.length === 0 ? await this.pglite.exec(query.sql, at) : await this.pglite.query(query.sql, query.parameters, at);
     const affected = result.affectedRows;
     return {
       rows: result.rows as R[],

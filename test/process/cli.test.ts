@@ -10,7 +10,9 @@ const dataDir = mkdtempSync(path.join(tmpdir(), 'confidant-cli-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 const env = { DATA_DIR: dataDir };
 
-describe.skipIf(onPostgres)('operator CLI', () => {
+// Each test starts real processes on fresh data directories (an embedded database's first start
+// runs initdb): minutes, not seconds, on a busy 2-core machine. A hang guard, not a speed target.
+describe.skipIf(onPostgres)('operator CLI', { timeout: 120_000 }, () => {
   it('adds a staff member with a generated one-time password, and refuses bad input clearly', async () => {
     const ok = await runCli(['users', 'add', '--role', 'clinician', '--email', 'Dr.New@Example.test', '--name', 'Dr New'], env);
     expect(ok.code, ok.stderr).toBe(0);

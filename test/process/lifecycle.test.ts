@@ -14,7 +14,9 @@ const patient = (i: number) => ({
   givenName: 'Life', familyName: `Cycle${i}`, dateOfBirth: '1980-02-02', email: `life${i}@example.test`, password: 'tidal-granite-orchard-55',
 });
 
-describe.skipIf(onPostgres)('embedded database lifecycle (PGlite)', () => {
+// Each test starts real processes (the first on a fresh data directory, which runs initdb): a hang
+// guard sized for a busy 2-core machine, not a speed target.
+describe.skipIf(onPostgres)('embedded database lifecycle (PGlite)', { timeout: 120_000 }, () => {
   it('drains and stops cleanly on SIGTERM, and keeps the data for the next start', async () => {
     const s = await startServer({ DATA_DIR: dataDir });
     expect((await post(`${s.url}/api/auth/register`, patient(0))).status).toBe(201);

@@ -22,11 +22,15 @@ export interface Running {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `confidant serve` as a real process and waits until it answers /api/health. */
-export async function startServer(env: Record<string, string>, timeoutMs = 60_000): Promise<Running> {
+/**
+ * Starts `confidant serve` as a real process and waits until it answers /api/health. `wrap`
+ * runs it under another command (`['strace', …]`): `child` is then that command's process.
+ */
+export async function startServer(env: Record<string, string>, timeoutMs = 60_000, wrap: string[] = []): Promise<Running> {
   const port = await freePort();
   let out = '';
-  const child = spawn(process.execPath, [BIN, 'serve'], {
+  const command = [...wrap, process.execPath, BIN, 'serve'];
+  const child = spawn(command[0]!, command.slice(1), {
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', CONFIDANT_DEMO: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
