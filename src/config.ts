@@ -66,6 +66,15 @@ const EnvSchema = z.object({
   ICE_TURN_SECRET_FILE: z.string().min(1).optional(),
   ICE_TURN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(3_600),
   SIGNAL_PING_SECONDS: z.coerce.number().int().min(1).max(300).default(20),
+  REQUEST_DEADLINE_MS: z.coerce.number().int().min(100).max(300_000).default(10_000),
+  DATABASE_CONNECT_TIMEOUT: z.coerce.number().int().min(0).max(3_600).default(60),
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(5_000),
+  DATABASE_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(2_000),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(15_000),
+  DISK_MIN_FREE_MB: z.coerce.number().int().min(0).max(1_000_000).default(100),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  METRICS_HOST: z.string().default('127.0.0.1'),
+  METRICS_TOKEN: z.string().min(16).optional(),
 });
 
 const iceUrls = (v: string | undefined, scheme: RegExp, name: string): string[] => {
@@ -84,7 +93,22 @@ export interface Config {
   dataDir: string;
   database:
     | { kind: 'pglite'; dataDir: string | undefined }
-    | { kind: 'postgres'; url: string; ownerUrl: string; poolSize: number };
+    | {
+        kind: 'postgres';
+        url: string;
+        ownerUrl: string;
+        poolSize: number;
+        /** Server-side limits on every service connection (ms; 0 = none), and the wait for a pool connection. */
+        timeouts: { statementMs: number; lockMs: number; idleInTransactionMs: number; connectMs: number };
+      };
+  /** How long start-up waits for the database (with backoff) before giving up. */
+  databaseConnectTimeoutMs: number;
+  /** Past this, a request answers 503 `deadline_exceeded` and anything it had not committed is rolled back. */
+  requestDeadlineMs: number;
+  /** Readiness reports the disk as full below this much free space under DATA_DIR. */
+  diskMinFreeBytes: number;
+  /** Prometheus metrics on a separate operator port (off when `port` is undefined). */
+  metrics: { port: number | undefined; host: string; token: string | undefined };
   serviceRole: string;
   sessionIdleMs: number;
   sessionAbsoluteMs: number;
@@ -143,6 +167,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const turnUrls = iceUrls(e.ICE_TURN_URLS, /^turns?:/, 'ICE_TURN_URLS');
   if (turnUrls.length > 0 && !e.ICE_TURN_SECRET_FILE) throw new ConfigError('ICE_TURN_URLS needs ICE_TURN_SECRET_FILE (the TURN server\'s shared secret)');
   const dataDir = path.resolve(e.DATA_DIR);
+  const loopback = e.METRICS_HOST === '127.0.0.1' || e.METRICS_HOST === '::1' || e.METRICS_HOST === 'localhost';
+  if (e.METRICS_PORT !== undefined && !loopback && !e.METRICS_TOKEN) {
+    throw new ConfigError('METRICS_HOST is not a loopback address: set METRICS_TOKEN (16+ characters) so that only your scraper can read the metrics');
+  }
   return {
     mode,
     demo,
@@ -157,8 +185,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           url: e.DATABASE_URL,
           ownerUrl: e.DATABASE_OWNER_URL ?? e.DATABASE_URL,
           poolSize: e.DATABASE_POOL_SIZE,
+          timeouts: {
+            statementMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+            lockMs: e.DATABASE_LOCK_TIMEOUT_MS,
+            idleInTransactionMs: e.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+            // A request waits for a pool connection no longer than its own deadline.
+            connectMs: Math.min(e.REQUEST_DEADLINE_MS, 5_000),
+          },
         }
       : { kind: 'pglite', dataDir: path.join(dataDir, 'pglite') },
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT * 1000,
+    requestDeadlineMs: e.REQUEST_DEADLINE_MS,
+    diskMinFreeBytes: e.DISK_MIN_FREE_MB * 1024 * 1024,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST, token: e.METRICS_TOKEN },
     serviceRole: e.CONFIDANT_DB_SERVICE_ROLE,
     sessionIdleMs: e.SESSION_IDLE_MINUTES * 60_000,
     sessionAbsoluteMs: e.SESSION_ABSOLUTE_HOURS * 3_600_000,

@@ -46,6 +46,17 @@ export const ErrorStatus = {
   egress_denied: 500,
   internal: 500,
   unavailable: 503,
+  idempotency_key_reused: 422,
+  /** The database cannot be reached (restart, failover, network): nothing was done; try again. */
+  database_unavailable: 503,
+  /** The request ran out of time (its deadline, or the database's statement or lock timeout): nothing was changed. */
+  deadline_exceeded: 503,
+  /** The connection was lost while committing: the change may or may not have been saved. */
+  outcome_unknown: 503,
+  /** The disk is full: nothing was saved. */
+  storage_full: 503,
+  /** Readiness: a dependency is missing (named in details). */
+  not_ready: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorStatus;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { createScopes } from './access/scope';
 import type { Config } from './config';
-import { openDatabase, type Database } from './db';
+import { classifyDatabaseError, DeadlineExceeded, listMigrations, openDatabase, type Database, type DatabaseObserver } from './db';
 import { buildApp, type BuiltApp } from './http/app';
 import type { AppDeps } from './http/app-deps';
 import { createLogger } from './logger';
@@ -15,19 +15,74 @@ import { createLocalBlobStore } from './modules/recordings/blob-store';
 import { RecordingFinaliser } from './modules/recordings/finaliser';
 import { ensureMasterKeyFile, readMasterKeyFile } from './modules/recordings/recording-keys';
 import type { RecordingDeps } from './modules/recordings/recordings';
+import { Readiness } from './modules/health/readiness';
+import { expireIdempotencyKeys } from './http/idempotency';
+import { noRequest } from './access/request-context';
+import { createMetrics, type Metrics } from './observability/metrics';
+import { startOperatorServer } from './observability/operator-server';
 
 export interface Service {
   config: Config;
   db: Database;
   deps: AppDeps;
   built: BuiltApp;
+  /** The operator port's address (`/metrics`), when METRICS_PORT is set. */
+  operatorAddress: string | undefined;
   close(): Promise<void>;
 }
 
-export async function openConfiguredDatabase(config: Config): Promise<Database> {
+export async function openConfiguredDatabase(config: Config, observer?: DatabaseObserver): Promise<Database> {
+  const watch = observer ? { observer } : {};
   return config.database.kind === 'pglite'
-    ? openDatabase({ kind: 'pglite', dataDir: config.database.dataDir, serviceRole: config.serviceRole })
-    : openDatabase({ ...config.database, kind: 'postgres', serviceRole: config.serviceRole });
+    ? openDatabase({ kind: 'pglite', dataDir: config.database.dataDir, serviceRole: config.serviceRole, ...watch })
+    : openDatabase({ ...config.database, kind: 'postgres', serviceRole: config.serviceRole, ...watch });
+}
+
+/** Reports the database layer's events to the log: what failed and how, never a client object or a message that could quote data. */
+export function databaseObserver(logger: Logger, count?: (err: unknown) => void): DatabaseObserver {
+  const code = (err: unknown) => (err as { code?: unknown } | null)?.code;
+  return {
+    connectionError: (where, err) => {
+      logger.warn({ where, errName: (err as Error | null)?.name, errCode: code(err) }, 'database connection lost; it will be replaced');
+      // A checked-out client's loss also fails its statement, which the request counts.
+      if (where !== 'client') count?.(err);
+    },
+    listenReconnected: (channel) => logger.info({ channel }, 'database notifications reconnected; cached sessions dropped'),
+  };
+}
+
+export class DatabaseUnreachable extends Error {
+  override readonly name = 'DatabaseUnreachable';
+}
+
+/**
+ * Start-up waits for the database (it may be starting too, or failing over), retrying with
+ * backoff (0.25 s doubling to 5 s) for up to `timeoutMs`, and says why it waits. Only a
+ * database that is unreachable is waited for: wrong credentials or a refused role fail at once.
+ */
+export async function whenDatabaseAnswers<T>(what: string, fn: () => Promise<T>, timeoutMs: number, logger: Logger): Promise<T> {
+  const started = Date.now();
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await fn();
+      if (attempt > 1) logger.info({ attempt, waitedMs: Date.now() - started }, `database answered: ${what}`);
+      return result;
+    } catch (err) {
+      const failure = err instanceof DeadlineExceeded ? 'timeout' : classifyDatabaseError(err);
+      if (failure !== 'unavailable' && failure !== 'timeout') throw err;
+      const errCode = (err as { code?: unknown }).code ?? (err as Error).name;
+      const waited = Date.now() - started;
+      if (waited + delay > timeoutMs) {
+        throw new DatabaseUnreachable(
+          `the database did not answer within ${Math.round(timeoutMs / 1000)} s (DATABASE_CONNECT_TIMEOUT) while ${what}: ${String(errCode)}`,
+        );
+      }
+      logger.warn({ attempt, waitedMs: waited, retryInMs: delay, errCode }, `waiting for the database (${what})`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
 }
 
 /**
@@ -39,9 +94,15 @@ export async function createService(
   opts: { logger?: Logger; db?: Database; webRoot?: string; migrate?: boolean; sweepRecordings?: boolean } = {},
 ): Promise<Service> {
   const logger: Logger = opts.logger ?? createLogger(config.logLevel);
-  const db = opts.db ?? (await openConfiguredDatabase(config));
+  // The database opens before the metrics exist (start-up may wait for it); its connection losses count once both do.
+  const metricsRef: { current?: Metrics } = {};
+  const observer = databaseObserver(logger, (err) => metricsRef.current?.countDbError(err));
+  const db = opts.db ?? (await openConfiguredDatabase(config, observer));
+  db.observe(observer);
+  const wait = config.databaseConnectTimeoutMs;
+  await whenDatabaseAnswers('connecting', () => db.ping(AbortSignal.timeout(5_000)), wait, logger);
   if (opts.migrate !== false) {
-    const { applied } = await db.migrate();
+    const { applied } = await whenDatabaseAnswers('migrating', () => db.migrate(), wait, logger);
     if (applied.length) logger.info({ applied }, 'database migrated');
   }
   if (db.kind === 'postgres') {
@@ -53,22 +114,50 @@ export async function createService(
       logger.warn(`${msg}. Every transaction still switches to ${config.serviceRole}, so RLS applies, but fix this before production.`);
     }
   }
-  const scopes = createScopes(db);
+  const metrics = createMetrics({ processMetrics: config.metrics.port !== undefined });
+  if (db.poolStats) {
+    const poolStats = db.poolStats.bind(db);
+    metrics.observePool(() => ({ ...poolStats(), ...(config.database.kind === 'postgres' ? { max: config.database.poolSize } : {}) }));
+  }
+  const scopes = createScopes(db, { onAuditBatch: (s, n, o) => metrics.observeAuditCommit(s, n, o) });
   const sessions = new SessionDirectory(scopes, { idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs });
-  const stopListening = await db.listen(SESSION_CHANNEL, (payload) => {
-    try {
-      sessions.forget(JSON.parse(payload));
-    } catch {
-      sessions.clear();
-    }
-  });
+  const stopListening = await whenDatabaseAnswers(
+    'subscribing to session revocations',
+    () =>
+      db.listen(
+        SESSION_CHANNEL,
+        (payload) => {
+          try {
+            sessions.forget(JSON.parse(payload));
+          } catch {
+            sessions.clear();
+          }
+        },
+        // Revocations sent while the connection was down were missed: forget every cached session.
+        () => sessions.clear(),
+      ),
+    wait,
+    logger,
+  );
   const rec = config.recordings;
   // Recordings are sealed under this key; production must be given one (config refuses otherwise).
   const masterKey = rec.createMasterKeyIfMissing ? await ensureMasterKeyFile(rec.masterKeyFile) : await readMasterKeyFile(rec.masterKeyFile);
   const finaliser = new RecordingFinaliser(scopes, logger);
   const hub = new SignallingHub(config.consultations.signalPingMs);
+  const blobs = createLocalBlobStore(rec.blobDir);
+  const readiness = new Readiness({
+    db,
+    dataDir: config.dataDir,
+    blobs,
+    minFreeBytes: config.diskMinFreeBytes,
+    expectedMigrations: (await listMigrations()).map((m) => m.name),
+    onChange: (report) =>
+      report.ready
+        ? logger.info({ checks: report.checks }, 'ready')
+        : logger.warn({ checks: report.checks, freeBytes: report.freeBytes }, 'not ready'),
+  });
   const recordings: RecordingDeps = {
-    blobs: createLocalBlobStore(rec.blobDir),
+    blobs,
     masterKey,
     limits: {
       maxChunkBytes: rec.maxChunkBytes,
@@ -95,24 +184,44 @@ export async function createService(
       joinWindow: { earlyMs: config.consultations.joinEarlyMs, lateMs: config.consultations.joinLateMs },
     },
     recordings,
+    readiness,
+    metrics,
     logger: logger as unknown as AppDeps['logger'],
     databaseKind: db.kind,
   };
   const built = await buildApp(deps, { webRoot: opts.webRoot ?? path.resolve('dist/web') });
   const stopSignalling = attachSignalling(built.app, deps);
+  metricsRef.current = metrics;
+  const operator =
+    config.metrics.port === undefined
+      ? null
+      : await startOperatorServer({ host: config.metrics.host, port: config.metrics.port, token: config.metrics.token, metrics, logger });
   if (opts.sweepRecordings !== false) finaliser.start(30_000);
+  // Idempotency keys answer retries for a day; then they go.
+  const expiry = setInterval(() => {
+    scopes
+      .system('expire idempotency keys', noRequest('maintenance'), async (scope) => {
+        const expired = await expireIdempotencyKeys(scope);
+        if (expired > 0) scope.audit({ action: 'idempotency_keys.expire', details: { expired } });
+      })
+      .catch((err: Error) => logger.warn({ errName: err.name, errCode: (err as { code?: unknown }).code }, 'idempotency key expiry failed; next hour retries'));
+  }, 3_600_000);
+  expiry.unref();
   return {
     config,
     db,
     deps,
     built,
+    operatorAddress: operator ? `http://${operator.address.address.includes(':') ? `[${operator.address.address}]` : operator.address.address}:${operator.address.port}` : undefined,
     close: async () => {
+      clearInterval(expiry);
       await stopSignalling();
       await finaliser.stop();
       await built.app.close();
       await scopes.close();
       await stopListening();
       if (!opts.db) await db.close();
+      await operator?.close();
     },
   };
 }

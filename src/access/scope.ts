@@ -1,6 +1,6 @@
 import { appendAuditEvents, toAuditRow, type AuditInput } from '../audit/audit-log';
 import { AuditGroupCommit } from '../audit/group-commit';
-import type { Database, Tx, TxPrincipal } from '../db';
+import { abortWhy, DeadlineExceeded, raceAbort, type Database, type Tx, type TxPrincipal } from '../db';
 import { system, type Principal } from './principal';
 import type { RequestContext } from './request-context';
 
@@ -53,13 +53,14 @@ export function toTxPrincipal(p: Principal): TxPrincipal {
   }
 }
 
-export function createScopes(db: Database): Scopes {
-  const groupCommit = new AuditGroupCommit(db);
+export function createScopes(db: Database, opts: { onAuditBatch?: ConstructorParameters<typeof AuditGroupCommit>[2] } = {}): Scopes {
+  const groupCommit = new AuditGroupCommit(db, 1000, opts.onAuditBatch);
 
   async function run<T>(principal: Principal, request: RequestContext, fn: (scope: Scope) => Promise<T>, opts: RunOptions = {}): Promise<T> {
     const events: AuditInput[] = [];
     const after: (() => void)[] = [];
     const readOnly = opts.readOnly ?? false;
+    const signal = request.signal;
     const result = await db.transaction(toTxPrincipal(principal), async (tx) => {
       const scope: Scope = {
         principal,
@@ -78,9 +79,13 @@ export function createScopes(db: Database): Scopes {
         );
       }
       return out;
-    }, { readOnly });
-    // A read's events: durable before anyone sees what was read.
-    if (readOnly) await groupCommit.append(events.map((e) => toAuditRow(principal, request, e)));
+    }, { readOnly, signal });
+    // A read's events: durable before anyone sees what was read. Past the deadline nobody will
+    // see it; the events may still be written (they then record a read that was not answered).
+    if (readOnly) {
+      const appended = groupCommit.append(events.map((e) => toAuditRow(principal, request, e)));
+      await raceAbort(appended, signal, () => new DeadlineExceeded(abortWhy(signal!)));
+    }
     for (const f of after) f();
     return result;
   }
@@ -89,6 +94,7 @@ export function createScopes(db: Database): Scopes {
     run,
     system: (reason, request, fn) => run(system(reason), request, fn),
     recordDenial: async (principal, request, event) => {
+      // Not bound to the request's signal: a denial is recorded even when its client has gone.
       await db.transaction(toTxPrincipal(principal), (tx) =>
         appendAuditEvents(tx, [toAuditRow(principal, request, { ...event, outcome: event.outcome ?? 'denied' })]),
       );

@@ -23,6 +23,8 @@ export class AuditGroupCommit {
   constructor(
     private readonly db: Database,
     private readonly maxRows = 1000,
+    /** Told each batch's time, size and outcome (metrics). */
+    private readonly onBatch?: (seconds: number, rows: number, outcome: 'committed' | 'failed') => void,
   ) {}
 
   /** Resolves once the rows are durable; rejects if they could not be written. */
@@ -46,6 +48,7 @@ export class AuditGroupCommit {
           batch.push(next);
           count += next.rows.length;
         }
+        const started = performance.now();
         try {
           await this.db.transaction({ kind: 'system', id: null, role: null, sessionId: null, reason: 'audit group commit' }, (tx) =>
             appendAuditEvents(
@@ -53,8 +56,10 @@ export class AuditGroupCommit {
               batch.flatMap((p) => p.rows),
             ),
           );
+          this.onBatch?.((performance.now() - started) / 1000, count, 'committed');
           for (const p of batch) p.resolve();
         } catch (err) {
+          this.onBatch?.((performance.now() - started) / 1000, count, 'failed');
           for (const p of batch) p.reject(err);
         }
       }

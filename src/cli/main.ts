@@ -81,6 +81,10 @@ main(process.argv.slice(2)).then(
       console.error(`confidant: ${err.message}`);
       process.exit(2);
     }
+    if (err instanceof Error && err.name === 'DatabaseUnreachable') {
+      console.error(`confidant: ${err.message}`);
+      process.exit(1);
+    }
     console.error('confidant: failed:', err instanceof Error ? err.message : err);
     process.exit(1);
   },

@@ -18,6 +18,11 @@ export async function seedDemo(service: Pick<Service, 'config' | 'deps'>) {
 export async function serve(config: Config): Promise<void> {
   const service = await createService(config);
   const log = service.deps.logger;
+  // A promise nobody awaited that failed is a bug to find, not a reason to drop every caller's
+  // request: say so loudly (name and code only) and keep serving.
+  process.on('unhandledRejection', (err) => {
+    log.error({ alert: 'unhandled_rejection', errName: (err as Error | null)?.name, errCode: (err as { code?: unknown } | null)?.code }, 'a promise failed with nobody waiting for it');
+  });
 
   if (config.demo) {
     const { created, replays } = await seedDemo(service);

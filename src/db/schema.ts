@@ -233,7 +233,19 @@ export interface ConsultationNotesTable {
   updated_at: Generated<Date>;
 }
 
+export interface IdempotencyKeysTable {
+  principal_id: string;
+  key: string;
+  route: string;
+  fingerprint: Buffer;
+  status: Opt<number>;
+  response: Opt<unknown>;
+  patient_ids: ColumnType<string[], string[] | undefined, string[]>;
+  created_at: Generated<Date>;
+}
+
 export interface DB {
+  idempotency_keys: IdempotencyKeysTable;
   availability_rules: AvailabilityRulesTable;
   availability_exceptions: AvailabilityExceptionsTable;
   appointments: AppointmentsTable;

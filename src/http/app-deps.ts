@@ -5,6 +5,8 @@ import type { ConsultationDeps } from '../modules/consultations/consultations';
 import type { IdentityDeps } from '../modules/identity/identity-deps';
 import type { RecordingDeps } from '../modules/recordings/recordings';
 import type { SessionDirectory } from '../modules/identity/sessions';
+import type { Readiness } from '../modules/health/readiness';
+import type { Metrics } from '../observability/metrics';
 
 /** Everything a route may reach, wired once in the composition root (src/server.ts). */
 export interface AppDeps {
@@ -14,6 +16,8 @@ export interface AppDeps {
   identity: IdentityDeps;
   consultations: ConsultationDeps;
   recordings: RecordingDeps;
+  readiness: Pick<Readiness, 'check'>;
+  metrics: Metrics;
   logger: FastifyBaseLogger;
   databaseKind: 'pglite' | 'postgres';
 }

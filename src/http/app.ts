@@ -4,7 +4,9 @@ import cookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import { CommitOutcomeUnknown, DeadlineExceeded } from '../db';
 import { AppError, type ErrorBody } from '../errors';
+import { databaseFailureAnswer } from './database-failure';
 import { compileTrust } from './client-address';
 import type { AppDeps } from './app-deps';
 import type { AnyRoute } from './define-route';
@@ -106,12 +108,27 @@ export async function buildApp(deps: AppDeps, opts: { webRoot?: string; routes?:
     const route = req.routeOptions.url;
     const pathLogged = route && !route.includes('*') ? req.url.split('?')[0] : route ? '(web app)' : '(unmatched)';
     req.log.info({ method: req.method, path: pathLogged, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    deps.metrics.observeRequest(req.method, route, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 
   app.setErrorHandler(async (error: FastifyError | AppError | Error, req, reply) => {
     const appError = toAppError(error, req);
-    if (appError.status >= 500) {
+    if (appError.status === 503) {
+      deps.metrics.countUnavailable(appError.code);
+      if (appError.code === 'deadline_exceeded') deps.metrics.countDeadlineExceeded(req.routeOptions.url);
+      if (!(error instanceof DeadlineExceeded) && !(error instanceof AppError)) deps.metrics.countDbError(error instanceof CommitOutcomeUnknown ? (error.cause ?? error) : error);
+    } else if (isSqlState((error as { code?: unknown }).code)) {
+      deps.metrics.countDbError(error);
+    }
+    if (appError.status === 503 && appError.code !== 'not_ready') {
+      // A dependency failing, not a bug: what failed and how, never a message or a stack.
+      const level = appError.code === 'storage_full' ? 'error' : 'warn';
+      req.log[level](
+        { errName: error.name, errCode: (error as { code?: unknown }).code, answer: appError.code, ...(appError.code === 'storage_full' ? { alert: 'storage_full' } : {}) },
+        'request failed: dependency unavailable',
+      );
+    } else if (appError.status >= 500) {
       // Never the message (it may quote data); the name, code and where it happened.
       const stack = (error.stack ?? '').split('\n').slice(1, 8).join('\n');
       req.log.error({ errName: error.name, errCode: (error as { code?: unknown }).code, stack }, 'request failed');
@@ -170,12 +187,18 @@ function setSecurityHeaders(req: FastifyRequest, reply: FastifyReply, deps: AppD
   reply.header('x-request-id', String(req.id));
 }
 
+function isSqlState(code: unknown): boolean {
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+}
+
 function isApi(req: FastifyRequest) {
   return req.url === '/api' || req.url.startsWith('/api/') || req.url.startsWith('/api?');
 }
 
 function toAppError(error: FastifyError | AppError | Error, req: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
+  const failure = databaseFailureAnswer(error);
+  if (failure) return failure;
   const code = (error as FastifyError).code;
   const status = (error as FastifyError).statusCode;
   switch (code) {

@@ -86,8 +86,24 @@ export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unkn
     start: (output: R, reply: FastifyReply, ctx: SendContext) => Promise<S>;
     discard: (prepared: S) => void | Promise<void>;
   };
+  /**
+   * A streamed answer stopped at its deadline after its read ran (its audit events may be
+   * durable) but before `send`: records that nothing was sent. Runs with no deadline.
+   */
+  stopped?: (output: R, ctx: SendContext) => Promise<void>;
   /** The media type `send` writes, for the API description. */
   produces?: string;
+  /**
+   * Accepts an `Idempotency-Key` header: a retry with the same key gets the first committed
+   * attempt's answer and changes nothing (src/http/idempotency.ts). For state-changing routes of
+   * signed-in callers whose answer is JSON.
+   */
+  idempotent?: true;
+  /**
+   * This route's deadline, when it must differ from REQUEST_DEADLINE_MS: work that grows with the
+   * data (walking the whole audit chain) rather than a patient's click.
+   */
+  deadlineMs?: number;
 }
 
 export type AnyRoute = RouteDefinition<any, any, any, any, any>;
@@ -100,6 +116,9 @@ export function defineRoute<B = undefined, P = undefined, Q = undefined, R = unk
   }
   if (def.prepare && (!def.send || def.run === 'flow')) {
     throw new Error(`route ${def.method} ${def.url}: only a scoped route with a send may prepare`);
+  }
+  if (def.idempotent && (def.method === 'GET' || def.run === 'flow' || def.send || !('permission' in def.access))) {
+    throw new Error(`route ${def.method} ${def.url}: only a scoped, signed-in, state-changing JSON route may be idempotent`);
   }
   if (def.run === 'flow' && def.egress !== 'none') {
     throw new Error(`flow route ${def.method} ${def.url} may not return patient data`);

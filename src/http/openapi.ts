@@ -24,13 +24,28 @@ export function buildOpenApi(routes: AnyRoute[], config: Config) {
       summary: r.summary,
       tags: r.tags,
       security,
+      ...(r.deadlineMs ? { 'x-confidant-deadline-ms': r.deadlineMs } : {}),
       'x-confidant-access': isPublic ? { public: true, reason: (r.access as { reason: string }).reason } : { permission: (r.access as { permission: string }).permission },
-      parameters: Object.keys(params?.properties ?? {}).map((name) => ({
-        name,
-        in: 'path',
-        required: true,
-        schema: params!.properties![name],
-      })),
+      parameters: [
+        ...Object.keys(params?.properties ?? {}).map((name) => ({
+          name,
+          in: 'path',
+          required: true,
+          schema: params!.properties![name],
+        })),
+        ...(r.idempotent
+          ? [
+              {
+                name: 'Idempotency-Key',
+                in: 'header',
+                required: false,
+                description:
+                  'A key of your choosing (a random UUID) for this one change. If you did not get the answer (a dropped connection, or 503 `outcome_unknown`), send the same request again with the same key: if the first attempt was saved you get its answer (with `Idempotent-Replayed: true`) and nothing happens twice. Keys are kept for 24 hours; a key sent again with a different request answers 422 `idempotency_key_reused`.',
+                schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,100}$' },
+              },
+            ]
+          : []),
+      ],
       ...(r.rawBody
         ? { requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } } }
         : r.body
@@ -59,6 +74,11 @@ export function buildOpenApi(routes: AnyRoute[], config: Config) {
         'With a session, its value must be the `csrfToken` from GET /api/session (or from the sign-in answer);',
         'without one, any non-empty value (a custom header forces a CORS preflight that this server never grants).',
         'Requests whose Origin or Sec-Fetch-Site names another site are refused with `csrf_failed`.',
+        `Every request has a deadline of ${config.requestDeadlineMs} ms (REQUEST_DEADLINE_MS; a route that walks data of growing size states its own in x-confidant-deadline-ms), counted once its body has arrived:`,
+        'past it, or when the client goes away, nothing the request had not committed is committed, and the answer is 503 `deadline_exceeded`.',
+        'A failing dependency answers 503 with a stable code and a Retry-After header: `database_unavailable` (nothing was done),',
+        '`deadline_exceeded` (nothing was changed), `storage_full` (nothing was saved), or `outcome_unknown`',
+        '(the connection was lost while committing: the change may or may not have been saved; retry with the same Idempotency-Key where the route takes one).',
       ].join(' '),
     },
     components: {

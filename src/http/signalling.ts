@@ -7,6 +7,7 @@ import { hasPermission } from '../access/permissions';
 import type { Principal } from '../access/principal';
 import type { RequestContext } from '../access/request-context';
 import { ClientSignal, SignalClose, type ServerSignal } from '../contracts/consultations';
+import { databaseFailureAnswer } from './database-failure';
 import { AppError } from '../errors';
 import { signallingMembership } from '../modules/consultations/consultations';
 import type { Peer } from '../modules/consultations/signalling-hub';
@@ -36,6 +37,7 @@ const PERMISSION = 'consultation.signal' as const;
  */
 export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Promise<void> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  const stopCounting = deps.metrics.observeGauge('signallingSocketsOpen', () => wss.clients.size);
   const hub = deps.consultations.hub;
   const tokens = new Map<Peer, string>();
   const trust = deps.config.trustProxy.length > 0 ? compileTrust(deps.config.trustProxy) : null;
@@ -50,13 +52,17 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
       clientIp: clientAddress(req, trust),
       userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : null,
     };
-    void admit(req, consultationId, request).then(
+    // Admission has the same deadline as any request; the socket that follows has none.
+    const admission: RequestContext = { ...request, signal: AbortSignal.timeout(deps.config.requestDeadlineMs) };
+    void admit(req, consultationId, admission).then(
       (admitted) => {
         if (!admitted) return;
         wss.handleUpgrade(req, socket, head, (ws) => connect(ws, admitted, consultationId, request));
       },
       (err: unknown) => {
         if (err instanceof AppError) return refuse(socket, err.status, err.code);
+        const failure = databaseFailureAnswer(err);
+        if (failure) return refuse(socket, failure.status, failure.code);
         deps.logger.error({ errName: (err as Error).name }, 'signalling upgrade failed');
         refuse(socket, 500, 'internal');
       },
@@ -188,6 +194,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     clearInterval(sweep);
     app.server.off('upgrade', onUpgrade);
     hub.closeAll(SignalClose.shuttingDown, 'server shutting down');
+    stopCounting();
     for (const ws of wss.clients) ws.terminate();
     await new Promise<void>((resolve) => wss.close(() => resolve()));
   };

@@ -186,6 +186,42 @@ describe('a viewer who leaves before the answer', () => {
   });
 });
 
+describe('a replay whose deadline passes while its play event is being made durable', () => {
+  let service: TestService;
+  let port: number;
+
+  beforeAll(async () => {
+    service = await startConsultationService();
+    await service.built.app.listen({ port: 0, host: '127.0.0.1' });
+    port = (service.built.app.server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  it('answers 503 deadline_exceeded, sends nothing, closes what it opened and audits it as nothing received', async () => {
+    const { c, id } = await recorded(service);
+    const watch = watchBlobs(service.deps.recordings.blobs);
+    const hold = holdTransactions(service, (p) => p.reason === 'audit group commit');
+    const deadline = service.config.requestDeadlineMs;
+    service.config.requestDeadlineMs = 500;
+    let res: Response;
+    try {
+      res = await fetch(`http://127.0.0.1:${port}/api/recordings/${id}/media`, { headers: { cookie: c.patient.client.cookie!, range: 'bytes=0-' } });
+    } finally {
+      service.config.requestDeadlineMs = deadline;
+      hold.release();
+    }
+    expect(res.status).toBe(503);
+    expect((await res.json()).error.code).toBe('deadline_exceeded');
+    await until('the cut-short event', async () => (await playEvents(service, id)).some((e) => e.action === 'recording.play_cut_short'));
+    const events = await playEvents(service, id);
+    expect(events.map((e) => e.action)).toEqual(['recording.play', 'recording.play_cut_short']);
+    expect(JSON.parse(String(events[1]!.details))).toEqual({ range: 'none', bytes: 0, cutBy: 'deadline' });
+    await until('the reader to be closed', () => watch.opened === 1 && watch.closed.size === 1);
+  });
+});
+
 describe('damage found while the play event is being made durable', () => {
   let service: TestService;
   let port: number;

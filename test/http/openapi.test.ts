@@ -95,10 +95,13 @@ describe('GET /api/openapi.json', () => {
 
     const pathParams = [...r.url.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]);
     expect((op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name).sort()).toEqual(pathParams.sort());
-    for (const p of op.parameters ?? []) {
+    for (const p of (op.parameters ?? []).filter((q) => q.in === 'path')) {
       expect(p.required).toBe(true);
       expect(p.schema).toBeTypeOf('object');
     }
+    // Idempotent routes say so, as an optional header; no other route takes headers as parameters.
+    const headers = (op.parameters ?? []).filter((q) => q.in === 'header');
+    expect(headers.map((h) => [h.name, h.required])).toEqual(r.idempotent ? [['Idempotency-Key', false]] : []);
 
     if (r.rawBody) {
       expect(Object.keys(op.requestBody?.content ?? {})).toEqual(['application/octet-stream']);

@@ -15,6 +15,8 @@ afterAll(async () => {
 /** Routes anyone may call. Adding one here is a decision, made in review. */
 const PUBLIC_ALLOW_LIST = new Set([
   'GET /api/health',
+  'GET /api/health/live',
+  'GET /api/health/ready',
   'GET /api/session',
   'GET /api/openapi.json',
   'POST /api/auth/register',

@@ -7,6 +7,7 @@ export const bookAppointment = defineRoute({
   url: '/api/appointments',
   summary: 'Book a slot as an audio or video consultation',
   tags: ['appointments'],
+  idempotent: true,
   access: { permission: 'appointment.book' },
   body: BookAppointmentInput,
   response: Appointment,

@@ -9,6 +9,7 @@ export const cancelAppointment = defineRoute({
   url: '/api/appointments/:appointmentId/cancel',
   summary: 'Cancel an upcoming appointment (the patient, or the clinician who holds it); frees the slot',
   tags: ['appointments'],
+  idempotent: true,
   access: { permission: 'appointment.cancel' },
   params: z.strictObject({ appointmentId: Uuid }),
   response: Appointment,

@@ -10,6 +10,7 @@ export const decideRecordingConsent = defineRoute({
   url: '/api/consultations/:consultationId/consents',
   summary: 'The patient grants, declines or withdraws consent to record audio or video; withdrawing audio stops the recording',
   tags: ['recordings'],
+  idempotent: true,
   access: { permission: 'recording.consent' },
   params: z.strictObject({ consultationId: Uuid }),
   body: ConsentInput,

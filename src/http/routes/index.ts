@@ -36,6 +36,8 @@ import { rescheduleAppointment } from './reschedule-appointment';
 import { changePassword } from './change-password';
 import { confirmMfaEnrolment } from './confirm-mfa-enrolment';
 import { getHealth } from './get-health';
+import { getLiveness } from './get-liveness';
+import { getReadiness } from './get-readiness';
 import { getProfile } from './get-profile';
 import { getSession } from './get-session';
 import { listSessions } from './list-sessions';
@@ -52,6 +54,8 @@ import { verifyMfa } from './verify-mfa';
 
 export const allRoutes: AnyRoute[] = [
   getHealth,
+  getLiveness,
+  getReadiness,
   getSession,
   registerPatient,
   signIn,

@@ -8,7 +8,7 @@ import { Uuid } from '../../contracts/common';
 import { AppError } from '../../errors';
 import { openReplayStream, prepareReplayMedia, secondsCovered, type ReplayMedia } from '../../modules/recordings/recordings';
 import { TamperError } from '../../modules/recordings/sealed-segments';
-import { defineRoute } from '../define-route';
+import { defineRoute, type SendContext } from '../define-route';
 
 /**
  * The replay itself, with HTTP range requests so a browser can seek. Each request is audited,
@@ -52,6 +52,8 @@ export const playRecording = defineRoute({
     },
     discard: ({ stream }) => void stream.destroy(),
   },
+  // Its deadline passed after the play event was written but before a byte was sent.
+  stopped: (media, ctx) => auditCutShort(ctx, media, 0, { cutBy: 'deadline' }),
   send: async (media, reply, { deps, principal, request }, prepared) => {
     if (!prepared) throw new Error('the replay was not prepared');
     const length = media.end - media.start + 1;
@@ -62,31 +64,10 @@ export const playRecording = defineRoute({
     const cutShort = () => {
       const got = sent;
       if (got >= length) return;
-      const end = media.start + got - 1;
       // Cut short by damage further in, too: what the viewer did receive is audited all the same.
-      const why: Record<string, string> = damage ? { cutBy: 'damage' } : {};
-      deps.scopes
-        .run(
-          principal,
-          request,
-          async (scope) =>
-            scope.audit({
-              action: 'recording.play_cut_short',
-              objectType: 'recording',
-              objectId: media.recordingId,
-              patientId: media.patientId,
-              // The bytes received and the seconds they hold, as the play event has for the bytes asked for.
-              details:
-                got > 0
-                  ? { range: `${media.start}-${end}`, bytes: got, ...secondsCovered(media.timeIndex, media.durationMs, media.start, end), ...why }
-                  : { range: 'none', bytes: 0, ...why },
-            }),
-          // Nothing but the event is written: it joins the reads' group commit (one WAL flush for
-          // all that arrive together) rather than taking the chain head for a commit of its own,
-          // which every seek's cut-short event did, holding up the next seeks' play events.
-          { readOnly: true },
-        )
-        .catch((err: Error) => deps.logger.error({ errName: err.name }, 'could not audit a replay cut short'));
+      auditCutShort({ deps, principal, request }, media, got, damage ? { cutBy: 'damage' } : {}).catch((err: Error) =>
+        deps.logger.error({ errName: err.name }, 'could not audit a replay cut short'),
+      );
     };
     let opened: OpenedReplay;
     try {
@@ -131,9 +112,35 @@ export const playRecording = defineRoute({
       .header('content-length', String(length))
       .header('cache-control', 'no-store');
     if (media.partial) reply.header('content-range', `bytes ${media.start}-${media.end}/${media.size}`);
+    deps.metrics.replayStreamsOpen.inc();
+    stream.once('close', () => deps.metrics.replayStreamsOpen.dec());
     await reply.send(stream);
   },
 });
+
+/** A replay that ended before its range did: the bytes received and the seconds they hold, as the play event has for the bytes asked for. */
+function auditCutShort({ deps, principal, request }: SendContext, media: ReplayMedia, got: number, why: Record<string, string>): Promise<void> {
+  const end = media.start + got - 1;
+  return deps.scopes.run(
+    principal,
+    request,
+    async (scope) =>
+      scope.audit({
+        action: 'recording.play_cut_short',
+        objectType: 'recording',
+        objectId: media.recordingId,
+        patientId: media.patientId,
+        details:
+          got > 0
+            ? { range: `${media.start}-${end}`, bytes: got, ...secondsCovered(media.timeIndex, media.durationMs, media.start, end), ...why }
+            : { range: 'none', bytes: 0, ...why },
+      }),
+    // Nothing but the event is written: it joins the reads' group commit (one WAL flush for
+    // all that arrive together) rather than taking the chain head for a commit of its own,
+    // which every seek's cut-short event did, holding up the next seeks' play events.
+    { readOnly: true },
+  );
+}
 
 interface OpenedReplay {
   stream: Readable;

@@ -9,6 +9,7 @@ export const rescheduleAppointment = defineRoute({
   url: '/api/appointments/:appointmentId/reschedule',
   summary: 'Move an appointment to another slot, atomically: if the new slot is gone, nothing changes',
   tags: ['appointments'],
+  idempotent: true,
   access: { permission: 'appointment.reschedule' },
   params: z.strictObject({ appointmentId: Uuid }),
   body: RescheduleInput,

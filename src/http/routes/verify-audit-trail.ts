@@ -8,6 +8,8 @@ export const verifyAuditTrail = defineRoute({
   summary: 'Walk the hash chain of the audit log and name the first bad event (DPO)',
   tags: ['audit'],
   access: { permission: 'audit.read' },
+  // The chain is walked a page at a time (each statement is quick); the walk grows with the log.
+  deadlineMs: 300_000,
   response: AuditVerification,
   egress: 'none',
   handler: async ({ scope }) => verify(scope),

@@ -48,6 +48,8 @@ export interface BlobStore {
   deletePrefix(prefix: string): Promise<void>;
   /** Names of the objects under `prefix`, sorted. */
   list(prefix: string): Promise<string[]>;
+  /** Readiness: writes a small object the way `put` does (durably), and deletes it. Rejects if the store cannot take a write. */
+  probe(): Promise<void>;
 }
 
 export class BlobNotFoundError extends Error {
@@ -255,6 +257,12 @@ export function createLocalBlobStore(root: string): BlobStore {
   };
 
   return {
+    async probe() {
+      const name = `readiness-probe/${randomBytes(8).toString('hex')}`;
+      await this.put(name, randomBytes(16));
+      await this.delete(name);
+    },
+
     async put(name, data) {
       const target = pathOf(name);
       const dir = path.dirname(target);
