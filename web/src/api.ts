@@ -39,6 +39,8 @@ export class ApiError extends Error {
   readonly requestId: string | undefined;
   /** Machine-readable facts about the error, e.g. the next chunk a recording expects. */
   readonly details: Record<string, string | number>;
+  /** The server's Retry-After, in seconds, when it sent one (a 503 from a failing dependency). */
+  retryAfterSeconds: number | undefined;
 
   constructor(
     status: number,
@@ -55,6 +57,7 @@ export class ApiError extends Error {
     this.issues = issues;
     this.requestId = requestId;
     this.details = details;
+    this.retryAfterSeconds = undefined;
   }
 }
 
@@ -105,10 +108,59 @@ function isRaw(body: Body | undefined): body is { raw: Blob } {
   return isRecord(body) && body.raw instanceof Blob;
 }
 
-async function request<T>(method: Method, path: string, body?: Body, opts: { signal?: AbortSignal } = {}): Promise<T> {
+/** Answers worth one more try: the service was briefly unavailable, and nothing was done (or, with a key, doing it again is safe). */
+const RETRYABLE = new Set(['database_unavailable', 'deadline_exceeded', 'outcome_unknown', 'network_error']);
+const MAX_RETRIES = 2;
+const MAX_RETRY_WAIT_MS = 5_000;
+
+/** A fresh key for one change (crypto.randomUUID needs a secure context; getRandomValues does not). */
+function newIdempotencyKey(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new ApiError(0, 'network_error', NETWORK_MESSAGE));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new ApiError(0, 'network_error', NETWORK_MESSAGE));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Sends a request, trying again (up to twice: after the server's Retry-After, then twice that,
+ * capped at 5 s) when the service
+ * was briefly unavailable: always for reads, and for changes sent with an Idempotency-Key, which
+ * the server answers from the first attempt if that one was saved, so nothing happens twice.
+ * Other changes are never repeated behind the user's back.
+ */
+async function request<T>(method: Method, path: string, body?: Body, opts: { signal?: AbortSignal; idempotent?: boolean } = {}): Promise<T> {
+  const key = opts.idempotent ? newIdempotencyKey() : undefined;
+  const retries = method === 'GET' || key ? MAX_RETRIES : 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send<T>(method, path, body, opts.signal, key);
+    } catch (error) {
+      if (!(error instanceof ApiError) || attempt >= retries || !RETRYABLE.has(error.code) || opts.signal?.aborted) throw error;
+      const ms = Math.min(MAX_RETRY_WAIT_MS, (error.retryAfterSeconds ?? 1) * 1000 * (attempt + 1));
+      await wait(ms, opts.signal);
+    }
+  }
+}
+
+async function send<T>(method: Method, path: string, body: Body | undefined, signal: AbortSignal | undefined, idempotencyKey: string | undefined): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
+  if (idempotencyKey) headers['idempotency-key'] = idempotencyKey;
   const init: RequestInit = { method, headers, credentials: 'same-origin', cache: 'no-store' };
-  if (opts.signal) init.signal = opts.signal;
+  if (signal) init.signal = signal;
   if (method !== 'GET') {
     headers['x-csrf-token'] = csrfToken ?? 'none';
     if (isRaw(body)) {
@@ -130,6 +182,8 @@ async function request<T>(method: Method, path: string, body?: Body, opts: { sig
   const data: unknown = await response.json().catch(() => undefined);
   if (!response.ok) {
     const error = toApiError(response.status, data);
+    const retryAfter = Number(response.headers.get('retry-after'));
+    if (Number.isFinite(retryAfter) && retryAfter > 0) error.retryAfterSeconds = retryAfter;
     if (error.status === 401 && error.code === 'unauthenticated') onSessionEnded?.();
     throw error;
   }
@@ -200,15 +254,16 @@ export function listFreeSlots(query: { clinicianId?: string; days?: number; limi
   return request<SlotList>('GET', search ? `/api/slots?${search}` : '/api/slots');
 }
 
-export const bookAppointment = (input: BookAppointmentInput) => request<Appointment>('POST', '/api/appointments', input);
+export const bookAppointment = (input: BookAppointmentInput) =>
+  request<Appointment>('POST', '/api/appointments', input, { idempotent: true });
 
 export const listMyAppointments = () => request<AppointmentLists>('GET', '/api/appointments');
 
 export const cancelAppointment = (appointmentId: string) =>
-  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/cancel`, {});
+  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/cancel`, {}, { idempotent: true });
 
 export const rescheduleAppointment = (appointmentId: string, input: RescheduleInput) =>
-  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/reschedule`, input);
+  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/reschedule`, input, { idempotent: true });
 
 export const recordAppointmentOutcome = (appointmentId: string, outcome: 'completed' | 'no_show') =>
   request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/outcome`, { outcome });
@@ -261,7 +316,7 @@ export const requestRecordingConsent = (consultationId: string, media: Consultat
   request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consent-requests`, { media });
 
 export const decideRecordingConsent = (consultationId: string, media: ConsultationMode, decision: ConsentDecision) =>
-  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consents`, { media, decision });
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consents`, { media, decision }, { idempotent: true });
 
 export const getConsultationNotes = (consultationId: string) =>
   request<ConsultationNotes>('GET', `/api/consultations/${id(consultationId)}/notes`);
