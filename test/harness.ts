@@ -29,7 +29,11 @@ export async function freshDatabase(): Promise<Database> {
     });
   }
   const tar = await readFile(path.resolve('.test-cache/pglite-template.tar'));
-  return openDatabase({ kind: 'pglite', loadDataDir: new Blob([tar]), serviceRole: SERVICE_ROLE });
+  // In this test process's thread: the same PGlite, without the worker's messages (src/db/embedded-pglite.ts),
+  // which cost npm test about a tenth of its CPU on a 2-core machine. The worker itself is tested by
+  // src/db/embedded-pglite.test.ts, and the service as it really runs (worker, data directory on disk)
+  // by test/process, test/faults and the browser tests.
+  return openDatabase({ kind: 'pglite', loadDataDir: new Blob([tar]), serviceRole: SERVICE_ROLE, thread: 'main' });
 }
 
 /** This test process's data directory (the recording master key and blobs live there). */

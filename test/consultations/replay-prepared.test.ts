@@ -184,22 +184,10 @@ describe('a viewer who leaves before the answer', () => {
     await expectAuditedAsNothingReceived(c, id, answered);
     await until('the reader to be closed', () => watch.opened === 1 && watch.closed.size === 1);
   });
-});
 
-describe('a replay whose deadline passes while its play event is being made durable', () => {
-  let service: TestService;
-  let port: number;
-
-  beforeAll(async () => {
-    service = await startConsultationService();
-    await service.built.app.listen({ port: 0, host: '127.0.0.1' });
-    port = (service.built.app.server.address() as AddressInfo).port;
-  });
-  afterAll(async () => {
-    await service?.close();
-  });
-
-  it('answers 503 deadline_exceeded, sends nothing, closes what it opened and audits it as nothing received', async () => {
+  // Not a viewer who left, but the same moment: the request's deadline passes while the play
+  // event is being made durable.
+  it('a deadline passing while the play event is made durable: 503 deadline_exceeded, sends nothing, closes what it opened and audits it as nothing received', async () => {
     const { c, id } = await recorded(service);
     const watch = watchBlobs(service.deps.recordings.blobs);
     const hold = holdTransactions(service, (p) => p.reason === 'audit group commit');
