@@ -58,9 +58,9 @@ export function registerRoute(app: FastifyInstance, deps: AppDeps, route: AnyRou
     // A streamed answer (a replay) is audited as served; a HEAD request serves nothing.
     ...(route.send ? { exposeHeadRoute: false } : {}),
     handler: async (req, reply) => {
-      // The request's deadline (from here: a slow upload's body has already arrived) and its
-      // client leaving both abort `signal`; every transaction the request opens then rolls back,
-      // and the caller is answered at once rather than when the database gets round to it.
+      // The request's deadline (from here: a slow upload's body has already arrived) and, for a
+      // change, its client leaving abort `signal`: every transaction the request opens then rolls
+      // back, and the caller is answered at once rather than when the database gets round to it.
       const deadline = new RequestDeadline(reply, route.deadlineMs ?? deps.config.requestDeadlineMs, STATE_CHANGING.has(route.method));
       try {
         const request: RequestContext = { ...requestContext(req), signal: deadline.signal };

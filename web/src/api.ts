@@ -109,7 +109,7 @@ function isRaw(body: Body | undefined): body is { raw: Blob } {
 }
 
 /** Answers worth one more try: the service was briefly unavailable, and nothing was done (or, with a key, doing it again is safe). */
-const RETRYABLE = new Set(['database_unavailable', 'deadline_exceeded', 'outcome_unknown', 'network_error']);
+const RETRYABLE = new Set(['database_unavailable', 'deadline_exceeded', 'outcome_unknown']);
 const MAX_RETRIES = 2;
 const MAX_RETRY_WAIT_MS = 5_000;
 
@@ -137,19 +137,26 @@ function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
 
 /**
  * Sends a request, trying again (up to twice: after the server's Retry-After, then twice that,
- * capped at 5 s) when the service
- * was briefly unavailable: always for reads, and for changes sent with an Idempotency-Key, which
- * the server answers from the first attempt if that one was saved, so nothing happens twice.
- * Other changes are never repeated behind the user's back.
+ * capped at 5 s) when the service said it was briefly unavailable: for reads, and for changes
+ * sent with an Idempotency-Key, which the server answers from the first attempt if that one was
+ * saved, so nothing happens twice. A keyed change is also sent again when the connection dropped
+ * (its answer may be all that was lost). Other changes are never repeated behind the user's back,
+ * and a caller with a retry loop of its own (a call page reconnecting) asks for no retry.
  */
-async function request<T>(method: Method, path: string, body?: Body, opts: { signal?: AbortSignal; idempotent?: boolean } = {}): Promise<T> {
+async function request<T>(
+  method: Method,
+  path: string,
+  body?: Body,
+  opts: { signal?: AbortSignal; idempotent?: boolean; retry?: boolean } = {},
+): Promise<T> {
   const key = opts.idempotent ? newIdempotencyKey() : undefined;
-  const retries = method === 'GET' || key ? MAX_RETRIES : 0;
+  const retries = opts.retry !== false && (method === 'GET' || key) ? MAX_RETRIES : 0;
   for (let attempt = 0; ; attempt++) {
     try {
       return await send<T>(method, path, body, opts.signal, key);
     } catch (error) {
-      if (!(error instanceof ApiError) || attempt >= retries || !RETRYABLE.has(error.code) || opts.signal?.aborted) throw error;
+      const retryable = error instanceof ApiError && (RETRYABLE.has(error.code) || (key !== undefined && error.code === 'network_error'));
+      if (!retryable || attempt >= retries || opts.signal?.aborted) throw error;
       const ms = Math.min(MAX_RETRY_WAIT_MS, (error.retryAfterSeconds ?? 1) * 1000 * (attempt + 1));
       await wait(ms, opts.signal);
     }
@@ -295,7 +302,8 @@ export const removeAvailabilityException = (clinicianId: string, exceptionId: st
 export const joinConsultation = (appointmentId: string) =>
   request<Consultation>('POST', `/api/appointments/${id(appointmentId)}/consultation`, {});
 
-export const getConsultation = (consultationId: string) => request<Consultation>('GET', `/api/consultations/${id(consultationId)}`);
+export const getConsultation = (consultationId: string, opts: { retry?: boolean } = {}) =>
+  request<Consultation>('GET', `/api/consultations/${id(consultationId)}`, undefined, opts);
 
 export const getWaitingRoom = () => request<WaitingRoom>('GET', '/api/waiting-room');
 
@@ -330,8 +338,9 @@ export const startRecording = (consultationId: string) =>
 export const uploadRecordingChunk = (recordingId: string, seq: number, chunk: Blob, signal?: AbortSignal) =>
   request<RecordingUpload>('PUT', `/api/recordings/${id(recordingId)}/chunks/${seq}`, { raw: chunk }, signal ? { signal } : {});
 
+/** Asked by the chunk uploader's own retry loop: one try each time. */
 export const getRecordingUpload = (recordingId: string) =>
-  request<RecordingUpload>('GET', `/api/recordings/${id(recordingId)}/upload`);
+  request<RecordingUpload>('GET', `/api/recordings/${id(recordingId)}/upload`, undefined, { retry: false });
 
 export const finishRecording = (recordingId: string) =>
   request<RecordingUpload>('POST', `/api/recordings/${id(recordingId)}/finish`, {});

@@ -185,7 +185,8 @@ export class CallSession {
 
   private async whyNotReconnect(): Promise<string | null> {
     try {
-      const c = await getConsultation(this.consultationId);
+      // The reconnect loop has its own backoff: one try each time.
+      const c = await getConsultation(this.consultationId, { retry: false });
       this.apply(c);
       return c.status === 'ended' ? 'The consultation has ended.' : null;
     } catch (error) {
