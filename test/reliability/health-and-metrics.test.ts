@@ -109,3 +109,34 @@ describe('a failing dependency answers 503 with a stable code', () => {
     });
   }
 });
+
+describe('a full disk', () => {
+  it('still serves a signed-in caller the reads that need no write (free slots), and refuses the rest with storage_full', async () => {
+    const p = await newPatient(service);
+    // Every write transaction fails as PostgreSQL does when it cannot extend a file.
+    const db = service.db;
+    const transaction = db.transaction.bind(db);
+    db.transaction = ((principal, fn, o) =>
+      o?.readOnly ? transaction(principal, fn, o) : Promise.reject(Object.assign(new Error('could not extend file'), { code: '53100' }))) as typeof db.transaction;
+    service.deps.sessions.clear();
+    try {
+      // Signing the caller in writes a last-seen stamp: it is skipped, not refused.
+      const slots = await p.client.get('/api/slots?limit=3');
+      expect(slots.status, JSON.stringify(slots.body)).toBe(200);
+      expect(Array.isArray(slots.body.slots)).toBe(true);
+      // A read of patient data (their own account too) is audited before it is answered: that write cannot happen.
+      for (const url of ['/api/profile', '/api/session']) {
+        const res = await p.client.get(url);
+        expect(res.status, url).toBe(503);
+        expect(res.body.error.code).toBe('storage_full');
+      }
+      const change = await p.client.patch('/api/profile', { givenName: 'Full' });
+      expect(change.status).toBe(503);
+      expect(change.body.error.code).toBe('storage_full');
+      expect(service.logs.join('')).toMatch(/"alert":"storage_full"/);
+    } finally {
+      db.transaction = transaction;
+    }
+    expect((await p.client.get('/api/profile')).body.givenName).toBe('Test');
+  });
+});

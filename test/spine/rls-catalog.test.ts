@@ -17,6 +17,7 @@ const SECURITY_DEFINER_ALLOW_LIST = new Set([
   'confidant_audit_chain_close',
   'confidant_audit_head',
   'confidant_resolve_session',
+  'confidant_peek_session',
   'confidant_taken_slots',
 ]);
 

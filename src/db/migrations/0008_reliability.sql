@@ -36,3 +36,23 @@ create policy idempotency_keys_expire on idempotency_keys for delete
   using (confidant_is_system() and created_at < now() - interval '24 hours');
 
 grant select, insert, update, delete on idempotency_keys to {{service_role}};
+
+-- A full disk refuses every write, including the last-seen stamp that resolving a session writes
+-- (confidant_resolve_session). Reads that need no write should still be served then, so the
+-- session is looked up without the stamp: same answer, same conditions, for the token's holder only.
+create function confidant_peek_session(p_token_hash bytea, p_idle_seconds integer)
+  returns table (session_id uuid, account_id uuid, kind text, staff_role text, stage text,
+                 display_name text, absolute_expires_at timestamptz)
+  language sql stable security definer
+  set search_path = pg_catalog, public
+  as $$
+    select s.id, s.account_id, a.kind, a.staff_role, s.stage, a.display_name, s.absolute_expires_at
+    from sessions s join accounts a on a.id = s.account_id
+    where s.token_hash = p_token_hash
+      and s.revoked_at is null
+      and s.absolute_expires_at > now()
+      and s.last_seen_at > now() - make_interval(secs => p_idle_seconds)
+      and a.disabled_at is null
+  $$;
+revoke all on function confidant_peek_session(bytea, integer) from public;
+grant execute on function confidant_peek_session(bytea, integer) to {{service_role}};

@@ -98,6 +98,12 @@ export async function resolveSessionByHash(tx: Tx, tokenHash: Buffer, idleSecond
   return rows[0];
 }
 
+/** The same lookup without the last-seen stamp (a write): for when the disk is full. */
+export async function peekSessionByHash(tx: Tx, tokenHash: Buffer, idleSeconds: number) {
+  const { rows } = await sql<ResolvedSession>`select * from confidant_peek_session(${tokenHash}, ${idleSeconds})`.execute(tx);
+  return rows[0];
+}
+
 export async function countRecentFailures(tx: Tx, keyHashes: Buffer[], since: Date) {
   const rows = await tx
     .selectFrom('sign_in_failures')

@@ -2,9 +2,9 @@ import { hash, randomUUID } from 'node:crypto';
 import type { Principal } from '../../access/principal';
 import type { RequestContext } from '../../access/request-context';
 import type { Scope, Scopes } from '../../access/scope';
-import { sql } from '../../db';
+import { classifyDatabaseError, sql } from '../../db';
 import { hashSessionToken, isPlausibleToken, newSessionToken, csrfTokenFor } from './session-tokens';
-import { insertSession, resolveSessionByHash, type ResolvedSession } from './identity-repo';
+import { insertSession, peekSessionByHash, resolveSessionByHash, type ResolvedSession } from './identity-repo';
 
 export const SESSION_CHANNEL = 'confidant_sessions';
 
@@ -63,9 +63,16 @@ export class SessionDirectory {
       }
       this.cache.delete(key);
     }
-    const row = await this.scopes.run({ kind: 'anonymous' }, request, (scope) =>
-      resolveSessionByHash(scope.tx, hashSessionToken(token), Math.floor(this.policy.idleMs / 1000)),
-    );
+    const tokenHash = hashSessionToken(token);
+    const idleSeconds = Math.floor(this.policy.idleMs / 1000);
+    const row = await this.scopes
+      .run({ kind: 'anonymous' }, request, (scope) => resolveSessionByHash(scope.tx, tokenHash, idleSeconds))
+      .catch((err: unknown) => {
+        // A full disk takes no write, not even the last-seen stamp: the caller is still who they
+        // are, so reads that need no write are served (their idle time is not extended meanwhile).
+        if (classifyDatabaseError(err) !== 'storage_full') throw err;
+        return this.scopes.run({ kind: 'anonymous' }, request, (scope) => peekSessionByHash(scope.tx, tokenHash, idleSeconds), { readOnly: true });
+      });
     if (!row) return null;
     const session: AuthenticatedSession = {
       principal: principalFor(row),
