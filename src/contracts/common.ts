@@ -1,6 +1,11 @@
 import { z } from 'zod';
 
-export const Uuid = z.uuid();
+/**
+ * A UUID, canonicalised to lower case: the form the database returns and the form every name built
+ * from an id (a recording's blob, a cache key) uses. An id the client sends in upper case is the
+ * same object, and is treated as such everywhere, because it is made lower case at the boundary.
+ */
+export const Uuid = z.uuid().overwrite((s) => s.toLowerCase());
 // Within years the database and every client handle the same way (and no absurd offsets).
 const FIRST = Date.UTC(1900, 0, 1);
 const LAST = Date.UTC(2200, 0, 1);
