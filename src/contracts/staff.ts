@@ -27,6 +27,11 @@ export const AuditEvent = z.object({
   outcome: z.enum(['success', 'denied', 'failure']),
   clientIp: z.string().nullable(),
   requestId: z.string().nullable(),
+  /**
+   * What the event recorded besides who and what: identifiers, codes and numbers only (a replay's
+   * byte range, `bytes`, and the milliseconds they hold, `fromMs`/`toMs`; a denial's reason).
+   */
+  details: z.record(z.string(), z.json()).nullable(),
 });
 export const AuditEventQuery = z.strictObject({
   patientId: Uuid.optional(),

@@ -10,6 +10,7 @@ import {
   launchBrowser,
   screenshot,
   sessionIn,
+  signInPatient,
   signInStaff,
   signInWithPassword,
   startService,
@@ -72,6 +73,18 @@ test('a clinician signs in with an authenticator code; a wrong code is refused f
 
 test("the DPO signs in with TOTP, sees the clinician's sign-in in the audit trail and verifies the chain", async () => {
   expect(clinicianId, 'the clinician test runs first').toBeTruthy();
+  // Amara watches her demo replay: the DPO will see which seconds she was sent.
+  const amaraContext = await watch.context(browser!, service!.baseUrl);
+  const amara = await amaraContext.newPage();
+  await signInPatient(amara, 'amara@demo.confidant.test');
+  const amaraId = (await sessionIn(amara)).account!.id;
+  await amara.goto('/patient/replays');
+  await amara.getByRole('link', { name: /^Play / }).first().click();
+  await amara
+    .locator('video')
+    .evaluate((v: HTMLVideoElement) => new Promise<void>((resolve) => (v.readyState >= 1 ? resolve() : v.addEventListener('loadedmetadata', () => resolve(), { once: true }))));
+  await amaraContext.close();
+
   const context = await watch.context(browser!, service!.baseUrl);
   const page = await context.newPage();
 
@@ -103,6 +116,17 @@ test("the DPO signs in with TOTP, sees the clinician's sign-in in the audit trai
   const rows = events.locator('tbody tr');
   expect(await rows.count()).toBe(1);
   expect(await rows.first().innerText()).toContain('auth.sign_in');
+  await page.getByRole('button', { name: 'Clear filters', exact: true }).click();
+  await expect.poll(() => page.getByText(/^Showing \d+ events?, newest first\.$/).count()).toBe(1);
+
+  // Amara's replay: which seconds of the recording, and which bytes, each request was sent.
+  await page.getByLabel('Action', { exact: true }).fill('recording.play');
+  await page.getByLabel('Patient ID', { exact: true }).fill(amaraId);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await expect.poll(() => events.locator('tbody tr').count()).toBeGreaterThanOrEqual(1);
+  const played = await events.locator('tbody tr').first().innerText();
+  expect(played).toContain('recording.play');
+  expect(played).toMatch(/\d+:\d\d–\d+:\d\d; [\d,]+ bytes \(\d+-\d+\)/);
   await page.getByRole('button', { name: 'Clear filters', exact: true }).click();
   await expect.poll(() => page.getByText(/^Showing \d+ events?, newest first\.$/).count()).toBe(1);
 

@@ -98,6 +98,8 @@ export interface AuditEvent {
   outcome: AuditOutcome;
   clientIp: string | null;
   requestId: string | null;
+  /** Identifiers, codes and numbers only: a replay's `range`, `bytes`, `fromMs` and `toMs`; a denial's `reason`. */
+  details: Record<string, unknown> | null;
 }
 
 export interface AuditEventQuery {

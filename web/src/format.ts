@@ -167,3 +167,15 @@ export const WEEKDAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday',
 export function toDateTimeLocal(date: Date): string {
   return `${dateKeyOf(date)}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
+
+/**
+ * "4:05", or "1:02:09" for an hour or more. Whole seconds are cut, never rounded up, as every
+ * media player counts them: a 3.9 s recording is 0:03 here and in the player beside it.
+ */
+export function formatDuration(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}

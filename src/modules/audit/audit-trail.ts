@@ -11,6 +11,17 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** An event's details as written (JSON of identifiers, codes and numbers); anything else reads as none. */
+function parseDetails(text: string | null): Record<string, unknown> | null {
+  if (!text) return null;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
 function requireDpo(scope: Scope) {
   if (!(scope.principal.kind === 'staff' && scope.principal.role === 'dpo') && scope.principal.kind !== 'system') throw notFound();
 }
@@ -22,7 +33,7 @@ export async function searchAuditEvents(scope: Scope, q: AuditQuery) {
     .selectFrom('audit_events')
     .select([
       'seq', 'id', 'occurred_at', 'actor_kind', 'actor_id', 'actor_role', 'system_reason', 'action',
-      'object_type', 'object_id', 'patient_id', 'outcome', 'client_ip', 'request_id',
+      'object_type', 'object_id', 'patient_id', 'outcome', 'client_ip', 'request_id', 'details',
     ])
     .orderBy('seq', 'desc')
     .limit(q.limit + 1);
@@ -55,6 +66,7 @@ export async function searchAuditEvents(scope: Scope, q: AuditQuery) {
       outcome: r.outcome,
       clientIp: r.client_ip,
       requestId: r.request_id,
+      details: parseDetails(r.details),
     })),
     nextBeforeSeq: rows.length > q.limit ? page[page.length - 1]!.seq : null,
   };

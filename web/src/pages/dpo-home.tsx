@@ -10,7 +10,7 @@ import { LocalTime } from '../components/local-time';
 import { usePageTitle } from '../components/page-title';
 import { StaffList } from '../components/staff-list';
 import { SelectField, TextField } from '../components/text-field';
-import { roleLabel } from '../format';
+import { formatDuration, roleLabel } from '../format';
 import { useSignedIn } from '../session';
 
 const PAGE_SIZE = 50;
@@ -78,6 +78,22 @@ function Actor({ event }: { event: AuditEvent }) {
   );
 }
 
+/**
+ * What an event recorded besides who and what. A replay's part is said in the recording's time
+ * (which seconds were played, or received before the viewer left) and in bytes; anything else as
+ * its fields.
+ */
+function EventDetails({ details }: { details: AuditEvent['details'] }) {
+  if (!details || Object.keys(details).length === 0) return <span className="muted">–</span>;
+  const { fromMs, toMs, bytes, range, ...rest } = details;
+  const parts: string[] = [];
+  if (typeof fromMs === 'number' && typeof toMs === 'number') parts.push(`${formatDuration(fromMs)}–${formatDuration(toMs)}`);
+  if (typeof bytes === 'number') parts.push(`${bytes.toLocaleString()} bytes${typeof range === 'string' && range !== 'none' ? ` (${range})` : ''}`);
+  else if (range !== undefined) rest.range = range;
+  for (const [key, value] of Object.entries(rest)) parts.push(`${key}: ${Array.isArray(value) ? value.join(', ') : String(value)}`);
+  return <span className="event-details">{parts.join('; ')}</span>;
+}
+
 function AuditTable({ events }: { events: AuditEvent[] }) {
   return (
     <div className="table-scroll" role="region" aria-label="Audit events" tabIndex={0}>
@@ -92,6 +108,7 @@ function AuditTable({ events }: { events: AuditEvent[] }) {
             <th scope="col">Actor</th>
             <th scope="col">Object</th>
             <th scope="col">Patient</th>
+            <th scope="col">Details</th>
             <th scope="col">Client IP</th>
             <th scope="col">Request</th>
           </tr>
@@ -125,6 +142,9 @@ function AuditTable({ events }: { events: AuditEvent[] }) {
               </td>
               <td>
                 <Id value={event.patientId} />
+              </td>
+              <td>
+                <EventDetails details={event.details} />
               </td>
               <td>{event.clientIp ?? <span className="muted">–</span>}</td>
               <td>

@@ -4,17 +4,8 @@ import type { Replay } from '../api-types';
 import { LoadedContent } from '../components/loading';
 import { LocalTime } from '../components/local-time';
 import { usePageTitle } from '../components/page-title';
-import { formatDateTime } from '../format';
+import { formatDateTime, formatDuration } from '../format';
 import { useApi } from '../use-api';
-
-/** "4:05", or "1:02:09" for an hour or more. */
-export function formatDuration(ms: number): string {
-  const total = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = String(total % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
-}
 
 /** When the consultation took place: its start, or the recording's if it has none. */
 export const replayWhen = (r: Replay) => r.consultationStartedAt ?? r.recordedAt;

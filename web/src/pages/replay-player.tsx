@@ -7,7 +7,8 @@ import { LocalTime } from '../components/local-time';
 import { usePageTitle } from '../components/page-title';
 import { useSignedIn } from '../session';
 import { useApi } from '../use-api';
-import { formatDuration, replayWhen } from './patient-replays';
+import { formatDuration } from '../format';
+import { replayWhen } from './patient-replays';
 
 function Player({ replay, clinician }: { replay: Replay; clinician: boolean }) {
   return (
