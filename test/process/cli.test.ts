@@ -1,17 +1,20 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, sql } from '../../src/db';
 import { onPostgres } from '../harness';
-import { runCli } from './spawn';
+import { runCli, seededDataDir } from './spawn';
 
-const dataDir = mkdtempSync(path.join(tmpdir(), 'confidant-cli-'));
-afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-const env = { DATA_DIR: dataDir };
+let dataDir: string;
+let env: { DATA_DIR: string };
+beforeAll(async () => {
+  if (onPostgres) return;
+  dataDir = await seededDataDir('confidant-cli-');
+  env = { DATA_DIR: dataDir };
+}, 60_000);
+afterAll(() => dataDir && rmSync(dataDir, { recursive: true, force: true }));
 
-// Each test starts real processes on fresh data directories (an embedded database's first start
-// runs initdb): minutes, not seconds, on a busy 2-core machine. A hang guard, not a speed target.
+// Each test starts real processes: a hang guard sized for a busy 2-core machine, not a speed target.
 describe.skipIf(onPostgres)('operator CLI', { timeout: 120_000 }, () => {
   it('adds a staff member with a generated one-time password, and refuses bad input clearly', async () => {
     const ok = await runCli(['users', 'add', '--role', 'clinician', '--email', 'Dr.New@Example.test', '--name', 'Dr New'], env);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { onPostgres } from '../harness';
-import { post, startServer, type Running } from './spawn';
+import { post, seededDataDir, startServer, type Running } from './spawn';
 
 // Issue 13: "A test fails if a commit is acknowledged with no flush after its write." The real
 // server runs under strace; every write to the write-ahead log must be followed by an fsync or
@@ -12,7 +12,10 @@ import { post, startServer, type Running } from './spawn';
 // socket. Seen from outside the process, whatever thread PGlite runs on.
 const hasStrace = spawnSync('strace', ['-V']).status === 0;
 const scratch = mkdtempSync(path.join(tmpdir(), 'confidant-durable-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const cleanups: string[] = [];
+afterAll(() => {
+  for (const dir of [scratch, ...cleanups]) rmSync(dir, { recursive: true, force: true });
+});
 
 const WRITES = 8;
 const patient = (i: number) => ({
@@ -97,7 +100,9 @@ function tracee(strace: Running): number | undefined {
 
 describe.skipIf(onPostgres || !hasStrace)('embedded database durability under strace (PGlite)', () => {
   it('flushes the WAL of every commit before acknowledging it', { timeout: 300_000 }, async () => {
-    const dataDir = path.join(scratch, 'data');
+    // An existing database (no initdb under strace): this is about commits, not a first start.
+    const dataDir = await seededDataDir('confidant-durable-data-');
+    cleanups.push(dataDir);
     const trace = path.join(scratch, 'trace.txt');
     const s = await startServer({ DATA_DIR: dataDir }, 180_000, [
       'strace', '-f', '--seccomp-bpf', '-yy', '-s', '48', '-o', trace,

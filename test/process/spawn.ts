@@ -1,8 +1,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
 export const BIN = path.resolve('bin/confidant.mjs');
+
+/**
+ * A data directory whose embedded database already exists, loaded from this run's migrated
+ * template (test/global-setup.ts), so a test's first process skips initdb: for tests about
+ * something else than a first start (test/process/lifecycle.test.ts starts from nothing).
+ */
+export async function seededDataDir(prefix: string): Promise<string> {
+  const { openDatabase } = await import('../../src/db');
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const template = new Blob([readFileSync(path.resolve('.test-cache/pglite-template.tar'))]);
+  const db = await openDatabase({ kind: 'pglite', dataDir: path.join(dir, 'pglite'), loadDataDir: template, serviceRole: 'confidant_app', thread: 'main' });
+  await db.close();
+  return dir;
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
