@@ -4,8 +4,9 @@ export interface RequestContext {
   clientIp: string | null;
   userAgent: string | null;
   /**
-   * Aborted at the request's deadline or when its client leaves: every transaction the request
-   * opens then rolls back (or is reported as of unknown outcome, if its COMMIT was in flight).
+   * Aborted at the request's deadline, or when the client of a state-changing request leaves:
+   * every transaction the request opens then rolls back (or is reported as of unknown outcome, if
+   * its COMMIT was in flight).
    * Absent for work that belongs to no request (start-up, jobs, the CLI).
    */
   signal?: AbortSignal;
