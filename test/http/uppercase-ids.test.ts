@@ -94,12 +94,15 @@ describe('ids in upper case', () => {
 
     // A second booking: moved, then cancelled; a notification read; another device signed out.
     const other = await newPatient(service);
-    const slots = (await other.client.get(`/api/slots?clinicianId=${G}&limit=3`)).body.slots;
-    const booked = await other.client.post('/api/appointments', { clinicianId: G, startsAt: slots[0].startsAt, mode: 'audio', reason: 'Rash' });
+    // Slots half an hour away or more: none starts while the test runs.
+    const slots = ((await other.client.get(`/api/slots?clinicianId=${G}&limit=20`)).body.slots as { startsAt: string }[]).filter(
+      (s) => Date.parse(s.startsAt) > Date.now() + 30 * 60_000,
+    );
+    const booked = await other.client.post('/api/appointments', { clinicianId: G, startsAt: slots[0]!.startsAt, mode: 'audio', reason: 'Rash' });
     expect(booked.status).toBe(201);
     expect(booked.body.clinician.id).toBe(gp.id);
     const B = UP(booked.body.id);
-    const moved = await call('POST /api/appointments/:appointmentId/reschedule', () => other.client.post(`/api/appointments/${B}/reschedule`, { startsAt: slots[1].startsAt }), 200);
+    const moved = await call('POST /api/appointments/:appointmentId/reschedule', () => other.client.post(`/api/appointments/${B}/reschedule`, { startsAt: slots[1]!.startsAt }), 200);
     await call('POST /api/appointments/:appointmentId/cancel', () => other.client.post(`/api/appointments/${UP(moved.body.id)}/cancel`), 200);
     const notification = (await other.client.get('/api/notifications')).body.notifications[0];
     await call('POST /api/notifications/:notificationId/read', () => other.client.post(`/api/notifications/${UP(notification.id)}/read`), 200);

@@ -68,8 +68,9 @@ describe.skipIf(!onPostgres)('a PostgreSQL connection that is terminated', () =>
   });
 
   it('busy: a request whose statement is cut answers 503 database_unavailable at once, and its change is not made', async () => {
-    const slots = await patient.client.get(`/api/slots?clinicianId=${gp.id}&limit=1`);
-    const booked = await patient.client.post('/api/appointments', { clinicianId: gp.id, startsAt: slots.body.slots[0].startsAt, mode: 'audio', reason: 'Cough' });
+    const slots = (await patient.client.get(`/api/slots?clinicianId=${gp.id}&limit=20`)).body.slots as { startsAt: string }[];
+    const later = slots.find((s) => Date.parse(s.startsAt) > Date.now() + 30 * 60_000)!;
+    const booked = await patient.client.post('/api/appointments', { clinicianId: gp.id, startsAt: later.startsAt, mode: 'audio', reason: 'Cough' });
     expect(booked.status).toBe(201);
     // Hold the appointment's row so that the cancel waits inside the database, then cut that
     // connection (the one waiting on the lock), not ours.

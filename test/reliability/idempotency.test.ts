@@ -20,9 +20,11 @@ afterAll(async () => {
   await service?.close();
 });
 
+/** The `skip`+1th free slot at least half an hour away (one about to start could pass before a retry). */
 async function freeSlot(p: PatientHandle, skip = 0): Promise<string> {
-  const res = await p.client.get(`/api/slots?clinicianId=${gp.id}&limit=${skip + 1}`);
-  return res.body.slots[skip].startsAt as string;
+  const res = await p.client.get(`/api/slots?clinicianId=${gp.id}&limit=${skip + 20}`);
+  const later = (res.body.slots as { startsAt: string }[]).filter((s) => Date.parse(s.startsAt) > Date.now() + 30 * 60_000);
+  return later[skip]!.startsAt;
 }
 
 const booking = (startsAt: string) => ({ clinicianId: gp.id, startsAt, mode: 'audio', reason: 'Sore throat for a week' });
