@@ -12,6 +12,7 @@ import {
   startRecording,
 } from '../api';
 import type { ConsentDecision, Consultation, ConsultationMode, Presence, ServerSignal } from '../api-types';
+import { missingCallSupport, type MissingCallSupport } from './call-support';
 import { ChunkUploader, type UploadState } from './chunk-uploader';
 import { CallPeer } from './peer';
 import { ConsultationRecorder, canRecord } from './recorder';
@@ -45,6 +46,10 @@ export interface CallView {
   recorder: RecorderView;
   /** The last action that failed, in words. */
   notice: string | null;
+  /** This browser cannot take part in the call (no WebRTC, or no access to a microphone and camera). */
+  unsupported: MissingCallSupport | null;
+  /** The other side said no to your request to switch to video (until you ask again, or the call changes mode). */
+  videoDeclined: boolean;
   busy: boolean;
   /** The patient left the call (they may rejoin). */
   left: boolean;
@@ -84,6 +89,8 @@ export class CallSession {
   private recordingId: string | null = null;
   private stopping: Promise<void> | null = null;
   private askedVideoConsent = false;
+  /** Requests to switch that this page withdrew: their going away is not the other side saying no. */
+  private readonly withdrawn = new Set<string>();
 
   constructor(
     private readonly consultationId: string,
@@ -105,6 +112,8 @@ export class CallSession {
       remoteVideo: null,
       recorder: { status: 'idle' },
       notice: null,
+      unsupported: null,
+      videoDeclined: false,
       busy: false,
       left: false,
     };
@@ -134,8 +143,15 @@ export class CallSession {
       return;
     }
     if (this.disposed) return;
+    // Without these the call could never connect: say so (rather than "Connecting…" for ever),
+    // and open no microphone or camera.
+    const unsupported = consultation.status === 'ended' ? null : missingCallSupport();
+    if (unsupported) {
+      this.hungUp = true;
+      this.set({ unsupported });
+    }
     this.apply(consultation);
-    if (consultation.status === 'ended') return;
+    if (consultation.status === 'ended' || unsupported) return;
 
     this.peer = new CallPeer({
       role: consultation.you,
@@ -290,7 +306,7 @@ export class CallSession {
   private apply(c: Consultation) {
     if (this.disposed) return;
     const before = this.view.consultation;
-    this.set({ consultation: c });
+    this.set({ consultation: c, videoDeclined: this.videoDeclinedNow(before, c) });
     if (c.status === 'ended') {
       this.hangUp();
       return;
@@ -304,6 +320,18 @@ export class CallSession {
       this.scheduleOffer();
     }
     if (c.you === 'clinician') this.followRecordingRules(c);
+  }
+
+  /**
+   * Our request to switch to video went away while the call stayed live and in audio, and this
+   * page did not withdraw it: the other side declined (an accepted one changes the mode, and only
+   * the one who asked, or the end of the call, withdraws one).
+   */
+  private videoDeclinedNow(before: Consultation | null, c: Consultation): boolean {
+    if (c.status !== 'live' || c.mode !== 'audio' || c.pendingModeRequest) return false;
+    const asked = before?.pendingModeRequest;
+    if (asked && asked.requestedBy === c.you && asked.toMode === 'video') return !this.withdrawn.has(asked.id);
+    return this.view.videoDeclined;
   }
 
   private followRecordingRules(c: Consultation) {
@@ -395,12 +423,13 @@ export class CallSession {
    * camera comes on with the switch even if you had turned it off in an earlier video period.
    */
   requestMode = (mode: ConsultationMode) => {
-    if (mode === 'video') this.set({ cameraOn: true });
+    if (mode === 'video') this.set({ cameraOn: true, videoDeclined: false });
     return this.act(() => requestModeSwitch(this.consultationId, mode));
   };
   answerMode = (requestId: string, accept: boolean) => {
     const pending = this.view.consultation?.pendingModeRequest;
     if (accept && pending?.id === requestId && pending.toMode === 'video') this.set({ cameraOn: true });
+    if (!accept && pending?.id === requestId && pending.requestedBy === this.role) this.withdrawn.add(requestId);
     return this.act(() => answerModeSwitch(this.consultationId, requestId, accept));
   };
   askToRecord = (media: ConsultationMode) => this.act(() => requestRecordingConsent(this.consultationId, media));

@@ -4,6 +4,7 @@ import { Link, useParams } from 'react-router';
 import { errorMessage, getConsultationNotes, saveConsultationNotes } from '../api';
 import type { Consultation } from '../api-types';
 import { CallSession, type CallView } from '../call/call-session';
+import type { MissingCallSupport } from '../call/call-support';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { ConsultationNotesSection } from '../components/consultation-notes';
 import { Loading } from '../components/loading';
@@ -442,6 +443,35 @@ function Stage({
   );
 }
 
+/** This browser cannot take part in the call: what to do instead. */
+function CannotCall({ c, missing, busy, onEnd }: { c: Consultation; missing: MissingCallSupport; busy: boolean; onEnd: () => void }) {
+  const other = otherName(c);
+  const lacks =
+    missing === 'webrtc' ? 'This browser cannot make calls' : 'This browser does not let Confidant use your microphone and camera';
+  return (
+    <>
+      <div className="notice notice--error" role="alert">
+        <p>
+          <strong>{lacks}, so {c.you === 'patient' ? 'you cannot join the consultation here' : 'you cannot hold the call here'}.</strong>
+        </p>
+        <p>Open this page in an up-to-date Chrome, Edge, Firefox or Safari.</p>
+        {c.you === 'patient' ? (
+          <p>If you cannot, contact the practice and ask {other} to phone you instead.</p>
+        ) : (
+          <p>Or phone {other} instead: you can still write your notes here, and end the consultation when you have finished.</p>
+        )}
+      </div>
+      {c.you === 'clinician' ? (
+        <p>
+          <button type="button" className="button button--warning" disabled={busy} onClick={onEnd}>
+            End consultation
+          </button>
+        </p>
+      ) : null}
+    </>
+  );
+}
+
 function Ended({ c }: { c: Consultation }) {
   return (
     <div className="notice notice--info" role="status">
@@ -528,6 +558,23 @@ function Call({ consultationId, onRejoin }: { consultationId: string; onRejoin: 
 
   const ended = c.status === 'ended';
   const finalClose = view.connection.status === 'closed' ? view.connection.reason : null;
+  const endDialog = (
+    <ConfirmDialog
+      open={confirmingEnd}
+      title="End the consultation?"
+      confirmLabel="Yes, end it"
+      cancelLabel="No, carry on"
+      busy={view.busy || view.recorder.status === 'stopping'}
+      error={view.notice}
+      onConfirm={() => void end()}
+      onClose={() => setConfirmingEnd(false)}
+    >
+      <p>
+        The call closes for both of you{c.recording?.status === 'recording' ? ' and the recording is saved' : ''}. Your
+        notes are saved first.
+      </p>
+    </ConfirmDialog>
+  );
 
   return (
     <div className="call">
@@ -546,6 +593,11 @@ function Call({ consultationId, onRejoin }: { consultationId: string; onRejoin: 
         <>
           <Ended c={c} />
           {c.you === 'patient' ? <ConsultationNotesSection consultationId={c.id} author={c.clinician.displayName} /> : null}
+        </>
+      ) : view.unsupported ? (
+        <>
+          <CannotCall c={c} missing={view.unsupported} busy={view.busy} onEnd={() => setConfirmingEnd(true)} />
+          {endDialog}
         </>
       ) : finalClose ? (
         <div className="notice notice--error" role="alert">
@@ -580,27 +632,23 @@ function Call({ consultationId, onRejoin }: { consultationId: string; onRejoin: 
               Waiting for {otherName(c)} to agree to switch to video…
             </p>
           ) : null}
+          {/* Always in the page, so that the answer is announced when it arrives. */}
+          <div role="status" className="call__answer">
+            {view.videoDeclined && c.status === 'live' ? (
+              <div className="notice notice--info">
+                <p>
+                  {otherName(c)} declined video. The call stays audio-only.
+                </p>
+              </div>
+            ) : null}
+          </div>
           <Stage view={view} c={c} remoteVideo={remoteVideo} localVideo={localVideo} />
           <audio ref={remoteAudio} autoPlay hidden />
           <CallState view={view} c={c} />
           <CallControls session={session} view={view} c={c} onEnd={() => setConfirmingEnd(true)} />
           {c.status === 'live' ? <RecordingPanel session={session} view={view} c={c} /> : null}
           <Questions session={session} view={view} c={c} />
-          <ConfirmDialog
-            open={confirmingEnd}
-            title="End the consultation?"
-            confirmLabel="Yes, end it"
-            cancelLabel="No, carry on"
-            busy={view.busy || view.recorder.status === 'stopping'}
-            error={view.notice}
-            onConfirm={() => void end()}
-            onClose={() => setConfirmingEnd(false)}
-          >
-            <p>
-              The call closes for both of you{c.recording?.status === 'recording' ? ' and the recording is saved' : ''}. Your
-              notes are saved first.
-            </p>
-          </ConfirmDialog>
+          {endDialog}
         </>
       )}
       {c.you === 'clinician' ? <ClinicianNotes consultationId={c.id} notesRef={notes} /> : null}
