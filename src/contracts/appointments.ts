@@ -13,6 +13,11 @@ export const SlotQuery = z.strictObject({
   from: IsoDate.optional(),
   days: z.coerce.number().int().min(1).max(90).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
+  /**
+   * `true`: each time once, with one of the GPs free then (for "any GP"), so that a limit covers
+   * more days. The GP is named on every slot.
+   */
+  onePerTime: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
 });
 export const SlotList = z.object({
   timeZone: z.string(),
@@ -51,7 +56,12 @@ export const Appointment = z.object({
   consultationId: Uuid.nullable(),
   createdAt: IsoDateTime,
 });
-export const AppointmentLists = z.object({ upcoming: z.array(Appointment), past: z.array(Appointment) });
+export const AppointmentLists = z.object({
+  upcoming: z.array(Appointment),
+  past: z.array(Appointment),
+  /** How many upcoming consultations a patient may hold at a time (booking is refused beyond it). */
+  maxUpcoming: z.number().int(),
+});
 
 export const ScheduleQuery = z.strictObject({ date: IsoDate.optional() });
 export const ClinicianSchedule = z.object({
@@ -69,6 +79,8 @@ export const ClinicianSchedule = z.object({
       status: AppointmentStatus,
       cancelledBy: z.enum(['patient', 'clinician', 'staff']).nullable(),
       rescheduledTo: Uuid.nullable(),
+      /** The consultation held for it, once ended: the GP's notes are under it. */
+      consultationId: Uuid.nullable(),
     }),
   ),
 });

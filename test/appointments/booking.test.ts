@@ -102,6 +102,51 @@ describe('booking', () => {
     expect(third.body.error.code).toBe('too_many_bookings');
   });
 
+  it('says how many upcoming consultations a patient may hold, before they try to book', async () => {
+    const p = await newPatient(service);
+    const mine = await p.client.get('/api/appointments');
+    expect(mine.status).toBe(200);
+    expect(mine.body).toMatchObject({ upcoming: [], past: [], maxUpcoming: 2 });
+  });
+
+  it('does not offer a patient a time at which they already hold a consultation, with any GP', async () => {
+    const p = await newPatient(service);
+    const slots = (await firstSlots(p, gp.id, 30)).slice(25);
+    const held = slots[0]!.startsAt;
+    expect((await book(p, gp.id, held)).status).toBe(201);
+    // The other GP is free then, but this patient is not: the time is offered to others only.
+    const forMe = await p.client.get(`/api/slots?clinicianId=${otherGp.id}&limit=100`);
+    expect(forMe.body.slots.map((s: { startsAt: string }) => s.startsAt)).not.toContain(held);
+    const anyGp = await p.client.get('/api/slots?limit=200');
+    expect(anyGp.body.slots.map((s: { startsAt: string }) => s.startsAt)).not.toContain(held);
+    const forOthers = await (await newPatient(service)).client.get(`/api/slots?clinicianId=${otherGp.id}&limit=100`);
+    expect(forOthers.body.slots.map((s: { startsAt: string }) => s.startsAt)).toContain(held);
+    // Once cancelled, the time is offered to the patient again.
+    const mine = await p.client.get('/api/appointments');
+    expect((await p.client.post(`/api/appointments/${mine.body.upcoming[0].id}/cancel`)).status).toBe(200);
+    const again = await p.client.get(`/api/slots?clinicianId=${otherGp.id}&limit=100`);
+    expect(again.body.slots.map((s: { startsAt: string }) => s.startsAt)).toContain(held);
+  });
+
+  it('lists each time once for "any GP" with onePerTime, naming the GP, so a limit reaches further', async () => {
+    const p = await newPatient(service);
+    const all = await p.client.get('/api/slots?limit=40');
+    const once = await p.client.get('/api/slots?limit=40&onePerTime=true');
+    expect(once.status).toBe(200);
+    const times = (list: { startsAt: string }[]) => list.map((s) => s.startsAt);
+    // Both GPs are open all week: without the option every time comes twice.
+    expect(new Set(times(all.body.slots)).size).toBeLessThan(all.body.slots.length);
+    expect(new Set(times(once.body.slots)).size).toBe(40);
+    expect(Date.parse(once.body.slots[39].startsAt)).toBeGreaterThan(Date.parse(all.body.slots[39].startsAt));
+    for (const s of once.body.slots) {
+      expect([gp.id, otherGp.id]).toContain(s.clinicianId);
+      expect(s.clinicianName).toBe('Test clinician');
+    }
+    const bad = await p.client.get('/api/slots?onePerTime=yes');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('validation_failed');
+  });
+
   it('cancels (freeing the slot) and records who cancelled', async () => {
     const p = await newPatient(service);
     const [slot] = (await firstSlots(p, otherGp.id, 20)).slice(8);

@@ -255,7 +255,7 @@ test('a cancellation refused by an unavailable database is retried and cancels o
     await page.goto('/patient/appointments');
     await expectHeading(page, 'Your appointments');
     const upcoming = page.getByRole('list', { name: 'Upcoming', exact: true });
-    const past = page.getByRole('list', { name: 'Past', exact: true });
+    const cancelled = page.getByRole('list', { name: 'Cancelled and moved', exact: true });
     const booked = item(upcoming, appointment.startsAt);
     await booked.getByRole('button', { name: 'Cancel', exact: true }).click();
     const dialog = page.getByRole('dialog', { name: 'Cancel this consultation?' });
@@ -275,7 +275,7 @@ test('a cancellation refused by an unavailable database is retried and cancels o
     expect((JSON.parse(second.answer!.body) as Appointment).status).toBe('cancelled');
 
     await cancelledNotice.waitFor();
-    await item(past, appointment.startsAt).getByText('Cancelled by you', { exact: true }).waitFor();
+    await item(cancelled, appointment.startsAt).getByText('Cancelled by you', { exact: true }).waitFor();
     expect(await item(upcoming, appointment.startsAt).count()).toBe(0);
     expect(await dialog.count()).toBe(0);
 

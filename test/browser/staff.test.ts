@@ -62,8 +62,16 @@ test('a clinician signs in with an authenticator code; a wrong code is refused f
   await enterTotp(page, await freshTotp(clinician.totpSecret!));
   await expectPath(page, '/clinician');
   await expectHeading(page, "Today's consultations");
-  await page.getByRole('table', { name: 'Colleagues' }).getByText(`${clinician.displayName} (you)`).waitFor();
+  // The clinic day leads; colleagues are a page of their own.
+  await page.getByRole('heading', { level: 2 }).getByText('(today)').waitFor();
+  expect(await page.getByRole('table', { name: 'Colleagues' }).count()).toBe(0);
   await screenshot(page, 'clinician-home');
+  await page.getByRole('main').getByRole('link', { name: 'Colleagues', exact: true }).click();
+  await expectPath(page, '/clinician/colleagues');
+  await expectHeading(page, 'Colleagues');
+  await page.getByRole('table', { name: 'Colleagues' }).getByText(`${clinician.displayName} (you)`).waitFor();
+  await page.getByRole('link', { name: "Back to today's consultations" }).click();
+  await expectHeading(page, "Today's consultations");
 
   const session = await sessionIn(page);
   expect(session.account?.displayName).toBe(clinician.displayName);

@@ -137,6 +137,24 @@ describe('joining and running a consultation', () => {
     const theirs = await other.patient.client.get('/api/appointments');
     expect(JSON.stringify(theirs.body)).not.toContain(c.consultationId);
   });
+
+  it("leads the GP from a completed row of their day list back to its notes, and no other GP", async () => {
+    const c = await liveConsultation(service);
+    const row = async (gp = c.gp) => {
+      const day = await gp.client.get('/api/schedule');
+      expect(day.status).toBe(200);
+      return (day.body.appointments as { id: string; status: string; consultationId: string | null }[]).find((a) => a.id === c.appointmentId);
+    };
+    expect((await row())!.consultationId).toBeNull();
+    await c.gp.client.post(`/api/consultations/${c.consultationId}/end`);
+    expect(await row()).toMatchObject({ status: 'completed', consultationId: c.consultationId });
+    expect((await c.gp.client.get(`/api/consultations/${c.consultationId}/notes`)).status).toBe(200);
+    // Mirror: another GP's day list neither holds the row nor names the consultation.
+    const other = await liveConsultation(service);
+    const theirs = await other.gp.client.get('/api/schedule');
+    expect(JSON.stringify(theirs.body)).not.toContain(c.consultationId);
+    expect((await other.gp.client.get(`/api/consultations/${c.consultationId}/notes`)).status).toBe(404);
+  });
 });
 
 describe('recording with consent', () => {

@@ -170,6 +170,8 @@ export interface Appointment {
 export interface AppointmentLists {
   upcoming: Appointment[];
   past: Appointment[];
+  /** How many upcoming consultations a patient may hold at a time. */
+  maxUpcoming: number;
 }
 
 export interface BookAppointmentInput {
@@ -206,6 +208,8 @@ export interface ScheduledConsultation {
   reason: string;
   status: AppointmentStatus;
   cancelledBy: CancelledBy | null;
+  /** The consultation held for it, once ended: its notes open from the day list. */
+  consultationId: string | null;
 }
 
 export interface ClinicianSchedule {

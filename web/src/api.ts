@@ -252,9 +252,13 @@ const id = (value: string) => encodeURIComponent(value);
 
 export const listClinicians = () => request<{ clinicians: Clinician[] }>('GET', '/api/clinicians');
 
-export function listFreeSlots(query: { clinicianId?: string; days?: number; limit?: number } = {}): Promise<SlotList> {
+export function listFreeSlots(
+  query: { clinicianId?: string; from?: string; days?: number; limit?: number; onePerTime?: boolean } = {},
+): Promise<SlotList> {
   const params = new URLSearchParams();
   if (query.clinicianId) params.set('clinicianId', query.clinicianId);
+  if (query.from) params.set('from', query.from);
+  if (query.onePerTime) params.set('onePerTime', 'true');
   if (query.days !== undefined) params.set('days', String(query.days));
   if (query.limit !== undefined) params.set('limit', String(query.limit));
   const search = params.toString();

@@ -8,6 +8,7 @@ import { AdminHomePage } from './pages/admin-home';
 import { ClinicianAvailabilityPage } from './pages/clinician-availability';
 import { ClinicianHomePage } from './pages/clinician-home';
 import { ClinicianReplaysPage } from './pages/clinician-replays';
+import { ClinicianColleaguesPage } from './pages/clinician-colleagues';
 import { ConsultationCallPage } from './pages/consultation-call';
 import { DpoHomePage } from './pages/dpo-home';
 import { NotFoundPage } from './pages/not-found';
@@ -126,6 +127,14 @@ export function App() {
           element={
             <RequireAccount allow={isClinician}>
               <ClinicianHomePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="clinician/colleagues"
+          element={
+            <RequireAccount allow={isClinician}>
+              <ClinicianColleaguesPage />
             </RequireAccount>
           }
         />

@@ -5,6 +5,7 @@ import * as api from './api';
 import type { SessionInfo, SignedInSession } from './api-types';
 
 export const SESSION_ENDED_NOTICE = 'Your session ended. Please sign in again.';
+export const SIGNED_OUT_NOTICE = 'You have signed out. On a shared computer, close the browser window as well.';
 
 export type SessionState =
   | { status: 'loading' }
@@ -65,7 +66,8 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       // Already signed out on the server is still signed out; anything else is worth telling.
       if (!(error instanceof api.ApiError && error.status === 401)) throw error;
     }
-    setNotice(null);
+    // Say so: a person on a shared computer wants to know it worked.
+    setNotice(SIGNED_OUT_NOTICE);
     setState({ status: 'ready', session: { authenticated: false } });
     navigate('/sign-in', { replace: true });
   }, [navigate]);

@@ -14,7 +14,7 @@ export const listFreeSlots = defineRoute({
   handler: async ({ scope, query, deps }) => {
     const clinic = deps.config.clinic;
     const [slots, clinicians] = await Promise.all([
-      freeSlots(scope, clinic, { clinicianId: query.clinicianId, from: query.from, days: query.days, limit: query.limit }),
+      freeSlots(scope, clinic, { clinicianId: query.clinicianId, from: query.from, days: query.days, limit: query.limit, onePerTime: query.onePerTime }),
       listClinicians(scope),
     ]);
     const names = new Map(clinicians.map((c) => [c.id, c.displayName]));

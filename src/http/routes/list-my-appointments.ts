@@ -10,5 +10,5 @@ export const listMyAppointments = defineRoute({
   access: { permission: 'appointment.read' },
   response: AppointmentLists,
   egress: (out) => patientIdsOf([...out.upcoming, ...out.past]),
-  handler: async ({ scope }) => list(scope),
+  handler: async ({ scope, deps }) => ({ ...(await list(scope)), maxUpcoming: deps.config.clinic.maxFutureBookings }),
 });

@@ -391,6 +391,7 @@ export async function clinicianDay(scope: Scope, clinic: ClinicSettings, date: s
     status: r.status,
     cancelledBy: r.cancelled_by,
     rescheduledTo: r.rescheduled_to,
+    consultationId: r.consultation_id,
   }));
 }
 

@@ -2,6 +2,7 @@ import type { Scope } from '../../access/scope';
 import type { Config } from '../../config';
 import { sql } from '../../db';
 import { AppError } from '../../errors';
+import { appointmentsInScope } from './appointment-access';
 import { addDays, localParts, parseTime } from './clinic-time';
 import { offeredSlots, type Slot } from './slots';
 
@@ -37,7 +38,15 @@ async function assertClinician(scope: Scope, clinicianId: string) {
 export async function freeSlots(
   scope: Scope,
   clinic: ClinicSettings,
-  opts: { clinicianId?: string | undefined; from?: string | undefined; days?: number | undefined; limit?: number; now?: Date },
+  opts: {
+    clinicianId?: string | undefined;
+    from?: string | undefined;
+    days?: number | undefined;
+    limit?: number;
+    /** Each time once (the first GP free then): "any GP" lists more days within a limit. */
+    onePerTime?: boolean;
+    now?: Date;
+  },
 ): Promise<Slot[]> {
   const now = opts.now ?? new Date();
   const days = Math.min(opts.days ?? clinic.horizonDays, clinic.horizonDays);
@@ -72,8 +81,33 @@ export async function freeSlots(
     tz: clinic.timeZone,
     slotMinutes: clinic.slotMinutes,
   });
-  const free = offered.filter((s) => s.startsAt.getTime() > now.getTime() && !takenKeys.has(`${s.clinicianId}|${s.startsAt.getTime()}`));
+  // A patient is not offered a time at which they already hold a consultation: booking it would
+  // be refused (appointments_patient_slot_key), and a clash with any GP is a clash.
+  const mine = await ownBookings(scope, now, to);
+  const clashes = (s: Slot) => mine.some((b) => s.startsAt < b.ends_at && b.starts_at < s.endsAt);
+  const seenTimes = new Set<number>();
+  const free = offered.filter((s) => {
+    const at = s.startsAt.getTime();
+    if (at <= now.getTime() || takenKeys.has(`${s.clinicianId}|${at}`) || clashes(s)) return false;
+    if (opts.onePerTime) {
+      if (seenTimes.has(at)) return false;
+      seenTimes.add(at);
+    }
+    return true;
+  });
   return opts.limit ? free.slice(0, opts.limit) : free;
+}
+
+/** The caller's own booked consultations in the window, when the caller is a patient. */
+async function ownBookings(scope: Scope, from: Date, to: Date): Promise<{ starts_at: Date; ends_at: Date }[]> {
+  if (scope.principal.kind !== 'patient') return [];
+  const rows = await appointmentsInScope(scope)
+    .select(['appointments.starts_at', 'appointments.ends_at'])
+    .where('appointments.status', '=', 'booked')
+    .where('appointments.ends_at', '>', from)
+    .where('appointments.starts_at', '<', to)
+    .execute();
+  return rows.map((r) => ({ starts_at: new Date(r.starts_at), ends_at: new Date(r.ends_at) }));
 }
 
 /** Is `startsAt` a slot the clinician offers (ignoring whether it is taken)? */

@@ -27,16 +27,17 @@ export function formErrorsFrom(
   }
   const codeField = codeFields[error.code];
   if (codeField && !fields[codeField]) fields[codeField] = error.message;
-  return { summary: error.message, fields };
+  // A problem with a field reads the same whether the browser or the server found it.
+  return { summary: Object.keys(fields).length > 0 ? CHECK_FIELDS : error.message, fields };
 }
+
+const CHECK_FIELDS = 'Check the highlighted fields and try again.';
 
 /** Client-side checks use the same shape, so the page shows them the same way. */
 export function fieldErrors(fields: Record<string, string | null | undefined>): FormErrors {
   const present: Record<string, string> = {};
   for (const [name, message] of Object.entries(fields)) if (message) present[name] = message;
-  return Object.keys(present).length === 0
-    ? NO_ERRORS
-    : { summary: 'Check the highlighted fields and try again.', fields: present };
+  return Object.keys(present).length === 0 ? NO_ERRORS : { summary: CHECK_FIELDS, fields: present };
 }
 
 export function hasErrors(errors: FormErrors): boolean {

@@ -1,11 +1,11 @@
-import { useId, useMemo, useState } from 'react';
+import { useEffect, useId, useMemo, useState } from 'react';
 import type { ReactNode } from 'react';
 import type { Slot } from '../api-types';
 import { dateKeyOf, formatDayLabel, formatTimeOfDay } from '../format';
 
-/** How many times each day shows before "Show all", and how many days before "Show later days". */
+/** How many times each day shows before "Show all", and how many days each "Show later days" adds. */
 const FIRST_TIMES = 12;
-const FIRST_DAYS = 3;
+const DAYS_AT_A_TIME = 3;
 
 export const slotKey = (slot: Pick<Slot, 'clinicianId' | 'startsAt'>) => `${slot.clinicianId}|${slot.startsAt}`;
 
@@ -15,20 +15,11 @@ interface Day {
   slots: Slot[];
 }
 
-/**
- * Free slots by day (the reader's calendar), earliest first. With `onePerTime`, a time offered by
- * several GPs is shown once (the patient asked for any GP). When the list was cut off by the
- * request's limit, its last day is incomplete, so it is left out unless it is the only one.
- */
-export function groupSlotsByDay(slots: Slot[], opts: { truncated: boolean; onePerTime: boolean }): Day[] {
+/** Free slots by day (the reader's calendar), earliest first. */
+export function groupSlotsByDay(slots: Slot[]): Day[] {
   const todayKey = dateKeyOf(new Date());
   const days: Day[] = [];
-  const seenTimes = new Set<string>();
   for (const slot of slots) {
-    if (opts.onePerTime) {
-      if (seenTimes.has(slot.startsAt)) continue;
-      seenTimes.add(slot.startsAt);
-    }
     const key = dateKeyOf(slot.startsAt);
     let day = days[days.length - 1];
     if (!day || day.key !== key) {
@@ -37,8 +28,15 @@ export function groupSlotsByDay(slots: Slot[], opts: { truncated: boolean; onePe
     }
     day.slots.push(slot);
   }
-  if (opts.truncated && days.length > 1) days.pop();
   return days;
+}
+
+/** Later days that are not loaded yet (the list comes a few days at a time). */
+export interface MoreDays {
+  available: boolean;
+  loading: boolean;
+  error: string | null;
+  load: () => void;
 }
 
 interface SlotPickerProps {
@@ -51,17 +49,40 @@ interface SlotPickerProps {
   days: Day[];
   value: string | null;
   onChange: (slot: Slot) => void;
+  /** Name the GP on each time ("any GP"). */
+  showClinician?: boolean;
+  more?: MoreDays;
 }
 
-export function SlotPicker({ id, name, legend, hint, error, days, value, onChange }: SlotPickerProps) {
+/**
+ * Times grouped by day. Each day is a radio group of its own, so the arrow keys stay within a day
+ * and Tab moves from day to day: a keyboard user reaches any day in a few keystrokes.
+ */
+export function SlotPicker({ id, name, legend, hint, error, days, value, onChange, showClinician, more }: SlotPickerProps) {
   const [expanded, setExpanded] = useState<Record<string, boolean>>({});
-  const [allDays, setAllDays] = useState(false);
-  const shownDays = allDays ? days : days.slice(0, FIRST_DAYS);
+  const [shownCount, setShownCount] = useState(DAYS_AT_A_TIME);
+  // The first day revealed by "Show later days", focused once it is on screen.
+  const [focusDay, setFocusDay] = useState<number | null>(null);
+  const shownDays = days.slice(0, shownCount);
   const baseId = useId();
   const hintId = hint ? `${id}-hint` : undefined;
   const errorId = error ? `${id}-error` : undefined;
   const describedBy = [hintId, errorId].filter(Boolean).join(' ') || undefined;
   const firstKey = useMemo(() => (days[0]?.slots[0] ? slotKey(days[0].slots[0]) : null), [days]);
+  const canShowMore = shownCount < days.length || (more?.available ?? false);
+
+  useEffect(() => {
+    if (focusDay === null || focusDay >= shownDays.length) return;
+    document.getElementById(`${baseId}-day-${focusDay}`)?.focus();
+    setFocusDay(null);
+  }, [focusDay, shownDays.length, baseId]);
+
+  function showLater() {
+    const next = shownCount + DAYS_AT_A_TIME;
+    setFocusDay(Math.min(shownCount, days.length));
+    setShownCount(next);
+    if (more?.available && next > days.length) more.load();
+  }
 
   return (
     <div className={error ? 'field field--error' : 'field'}>
@@ -94,17 +115,18 @@ export function SlotPicker({ id, name, legend, hint, error, days, value, onChang
                   const radioId = key === firstKey ? id : `${baseId}-${key}`;
                   return (
                     <li key={key}>
-                      <label className="slot">
+                      <label className={showClinician ? 'slot slot--with-gp' : 'slot'}>
                         <input
                           className="slot__input"
                           type="radio"
                           id={radioId}
-                          name={name}
+                          name={`${name}-${day.key}`}
                           value={key}
                           checked={value === key}
                           onChange={() => onChange(slot)}
                         />
                         <time dateTime={slot.startsAt}>{formatTimeOfDay(slot.startsAt)}</time>
+                        {showClinician ? <span className="slot__gp">{slot.clinicianName}</span> : null}
                       </label>
                     </li>
                   );
@@ -124,16 +146,19 @@ export function SlotPicker({ id, name, legend, hint, error, days, value, onChang
             </div>
           );
         })}
-        {shownDays.length < days.length ? (
-          <button
-            type="button"
-            className="button button--secondary"
-            onClick={() => {
-              setAllDays(true);
-              // Take keyboard users to the first day that was hidden.
-              requestAnimationFrame(() => document.getElementById(`${baseId}-day-${FIRST_DAYS}`)?.focus());
-            }}
-          >
+        <div aria-live="polite">
+          {more?.loading ? <p className="muted">Loading later days…</p> : null}
+          {more?.error ? (
+            <p className="field__error">
+              Later days could not be loaded: {more.error}{' '}
+              <button type="button" className="link-button" onClick={more.load}>
+                Try again
+              </button>
+            </p>
+          ) : null}
+        </div>
+        {canShowMore && !more?.loading ? (
+          <button type="button" className="button button--secondary" onClick={showLater}>
             Show later days
           </button>
         ) : null}

@@ -11,12 +11,18 @@ function navLinksFor(account: Account): { to: string; label: string }[] {
       { to: '/patient', label: 'Home' },
       { to: '/patient/book', label: 'Book a consultation' },
       { to: '/patient/appointments', label: 'Appointments' },
+      { to: '/patient/replays', label: 'Replays' },
       { to: '/patient/profile', label: 'Profile' },
       security,
     ];
   }
   if (account.kind === 'clinician') {
-    return [{ to: '/clinician', label: 'Consultations' }, { to: '/clinician/availability', label: 'Availability' }, security];
+    return [
+      { to: '/clinician', label: 'Consultations' },
+      { to: '/clinician/availability', label: 'Availability' },
+      { to: '/clinician/replays', label: 'Recordings' },
+      security,
+    ];
   }
   if (account.role === 'dpo') return [{ to: '/dpo', label: 'Audit trail' }, security];
   if (account.role === 'admin') return [{ to: '/admin', label: 'Staff' }, security];

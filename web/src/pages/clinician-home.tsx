@@ -14,7 +14,6 @@ import { StatusTag, statusLabel } from '../components/appointment-status';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { LoadedContent, Loading } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
-import { StaffList } from '../components/staff-list';
 import { TextField } from '../components/text-field';
 import { addDaysTo, dateKeyOf, formatCalendarDate, formatLongDate, formatTimeOfDay, isDateKey, localTimeZone, modeLabel } from '../format';
 import { useSignedIn } from '../session';
@@ -24,6 +23,21 @@ import { useClock } from '../use-clock';
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
 const WAITING_ROOM_POLL_MS = 5_000;
+
+const STATUS_WORDS: [ScheduledConsultation['status'], string][] = [
+  ['booked', 'booked'],
+  ['completed', 'completed'],
+  ['no_show', 'no-show'],
+  ['cancelled', 'cancelled'],
+];
+
+/** "2 consultations: 1 booked, 1 completed." — the counts add up to the rows below. */
+export function daySummary(list: ScheduledConsultation[]): string {
+  const parts = STATUS_WORDS.map(([status, word]) => [list.filter((c) => c.status === status).length, word] as const)
+    .filter(([n]) => n > 0)
+    .map(([n, word]) => `${n} ${word}`);
+  return `${plural(list.length, 'consultation')}: ${parts.join(', ')}.`;
+}
 
 function WaitingRoomRow({ entry, onError }: { entry: WaitingRoomEntry; onError: (message: string) => void }) {
   const navigate = useNavigate();
@@ -232,6 +246,10 @@ function ConsultationRow({
               </button>
             )}
           </div>
+        ) : c.consultationId ? (
+          <Link className="button button--secondary button--small" to={`/consultations/${c.consultationId}`} aria-describedby={`${rowId}-patient ${rowId}-time`}>
+            Notes
+          </Link>
         ) : (
           <span className="muted">–</span>
         )}
@@ -387,7 +405,7 @@ function Schedule() {
             <>
               {schedule.appointments.length > 0 ? (
                 <p className="muted">
-                  {plural(schedule.appointments.filter((c) => c.status === 'booked').length, 'booked consultation')}.
+                  {daySummary(schedule.appointments)}
                   {schedule.timeZone !== localTimeZone()
                     ? ` Times are in your time zone (${localTimeZone()}); the date is the practice's (${schedule.timeZone}).`
                     : ''}
@@ -404,7 +422,6 @@ function Schedule() {
 
 export function ClinicianHomePage() {
   usePageTitle("Today's consultations");
-  const session = useSignedIn();
   return (
     <div className="wide">
       <h1>Today's consultations</h1>
@@ -417,11 +434,10 @@ export function ClinicianHomePage() {
         <li>
           <Link to="/clinician/replays">Recorded consultations</Link>
         </li>
+        <li>
+          <Link to="/clinician/colleagues">Colleagues</Link>
+        </li>
       </ul>
-      <section aria-labelledby="colleagues-heading">
-        <h2 id="colleagues-heading">Colleagues</h2>
-        <StaffList caption="Colleagues" selfId={session.account.id} />
-      </section>
       <p>
         <Link to="/account/security">Account security</Link>
       </p>

@@ -409,10 +409,9 @@ export function DpoHomePage() {
       <p>Every read and change of patient data, and every refused attempt, newest first.</p>
       <VerifyChain />
       <AuditTrail />
-      <section aria-labelledby="staff-heading">
-        <h2 id="staff-heading">Staff</h2>
-        <StaffList caption="Staff" selfId={session.account.id} />
-      </section>
+      {/* A heading, not a second landmark: the table's own scroll region is already named "Staff". */}
+      <h2 id="staff-heading">Staff</h2>
+      <StaffList caption="Staff" selfId={session.account.id} />
     </div>
   );
 }

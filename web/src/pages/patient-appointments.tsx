@@ -6,21 +6,21 @@ import {
   cancelAppointment,
   errorMessage,
   joinConsultation,
-  listFreeSlots,
   listMyAppointments,
   rescheduleAppointment,
 } from '../api';
 import type { Appointment, Slot } from '../api-types';
 import { StatusTag, statusLabel } from '../components/appointment-status';
 import { ConfirmDialog } from '../components/confirm-dialog';
-import { LoadedContent } from '../components/loading';
+import { LoadedContent, Loading } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { SlotPicker, groupSlotsByDay, slotKey } from '../components/slot-picker';
 import { formatTimeOfDay, formatWhen, modeLabel } from '../format';
 import { useApi } from '../use-api';
 import { useSignedIn } from '../session';
 import { useClock } from '../use-clock';
-import { SLOT_GONE, SLOT_LIMIT, zoneHint } from './patient-book';
+import { SLOT_GONE, zoneHint } from './patient-book';
+import { useFreeSlots } from '../use-free-slots';
 
 type Notice = { tone: 'success' | 'info'; text: string };
 
@@ -104,17 +104,9 @@ function Reschedule({
   const [busy, setBusy] = useState(false);
   const baseId = useId();
   const headingRef = useRef<HTMLHeadingElement>(null);
-  const slots = useApi(
-    () => listFreeSlots({ clinicianId: appointment.clinician.id, limit: SLOT_LIMIT }),
-    [appointment.clinician.id, version],
-  );
-  const days = useMemo(
-    () =>
-      slots.result.status === 'ok'
-        ? groupSlotsByDay(slots.result.data.slots, { truncated: slots.result.data.slots.length >= SLOT_LIMIT, onePerTime: false })
-        : [],
-    [slots.result],
-  );
+  const slots = useFreeSlots({ clinicianId: appointment.clinician.id }, [version]);
+  const current = slots.result.status === 'ok' ? slots.result.data : null;
+  const days = useMemo(() => (current ? groupSlotsByDay(current.slots) : []), [current?.slots]);
 
   useEffect(() => headingRef.current?.focus(), []);
 
@@ -154,7 +146,7 @@ function Reschedule({
           </div>
         ) : null}
         <LoadedContent result={slots.result} what="free times" onRetry={slots.reload}>
-          {() =>
+          {(current) =>
             days.length === 0 ? (
               <p className="empty-state">This GP has no other free times in the coming days.</p>
             ) : (
@@ -162,10 +154,11 @@ function Reschedule({
                 id={`${baseId}-slot`}
                 name={`reschedule-${appointment.id}`}
                 legend="New time"
-                hint={zoneHint(slots.result.status === 'ok' ? slots.result.data.timeZone : undefined)}
+                hint={zoneHint(current.timeZone)}
                 days={days}
                 value={selected ? slotKey(selected) : null}
                 onChange={setSelected}
+                more={{ available: current.next !== null, loading: current.loadingMore, error: current.moreError, load: slots.loadMore }}
               />
             )
           }
@@ -233,7 +226,15 @@ function UpcomingItem({
           </dd>
         </div>
       </dl>
-      {joinable ? <JoinConsultation appointment={appointment} describedBy={headingId} /> : null}
+      {joinable ? (
+        <JoinConsultation appointment={appointment} describedBy={headingId} />
+      ) : appointment.status === 'booked' ? (
+        <p className="muted appointment__join-opens">
+          You can join from {formatTimeOfDay(new Date(new Date(appointment.startsAt).getTime() - joinEarlyMs).toISOString())}
+          {joinEarlyMs > 0 ? `, ${Math.round(joinEarlyMs / 60_000)} minutes before the start` : ''}. The “Join consultation” button
+          appears here then.
+        </p>
+      ) : null}
       {changeable ? (
         <div className="button-row">
           <button
@@ -326,6 +327,7 @@ export function PatientAppointmentsPage() {
   const location = useLocation();
   const navigate = useNavigate();
   const { result, reload, setData } = useApi(listMyAppointments);
+  const now = useClock(60_000);
   const [notice, setNotice] = useState<Notice | null>(() => bookedNotice(location.state));
   const noticeRef = useRef<HTMLDivElement>(null);
   const [noticeVersion, setNoticeVersion] = useState(0);
@@ -346,7 +348,7 @@ export function PatientAppointmentsPage() {
       if (change.toUpcoming) upcoming.push(change.toUpcoming);
       upcoming.sort((a, b) => a.startsAt.localeCompare(b.startsAt));
       const past = [change.toPast, ...result.data.past].sort((a, b) => b.startsAt.localeCompare(a.startsAt));
-      setData({ upcoming, past });
+      setData({ ...result.data, upcoming, past });
     }
     setNotice(next);
     setNoticeVersion((v) => v + 1);
@@ -367,9 +369,14 @@ export function PatientAppointmentsPage() {
         </Link>
       </p>
       <LoadedContent result={result} what="your appointments" onRetry={reload}>
-        {({ upcoming, past }) => {
+        {({ upcoming, past: notUpcoming }) => {
           const movedTo = new Map<string, Appointment>();
-          for (const a of [...upcoming, ...past]) if (a.rescheduledFrom) movedTo.set(a.rescheduledFrom, a);
+          for (const a of [...upcoming, ...notUpcoming]) if (a.rescheduledFrom) movedTo.set(a.rescheduledFrom, a);
+          // Cancelled or moved bookings whose time is still ahead are not "past": they get a list of their own.
+          const cancelledAhead = notUpcoming
+            .filter((a) => a.status === 'cancelled' && Date.parse(a.startsAt) > now)
+            .sort((a, b) => a.startsAt.localeCompare(b.startsAt));
+          const past = notUpcoming.filter((a) => !cancelledAhead.includes(a));
           return (
             <>
               <section aria-labelledby="upcoming-heading">
@@ -402,10 +409,20 @@ export function PatientAppointmentsPage() {
                   </ul>
                 )}
               </section>
+              {cancelledAhead.length > 0 ? (
+                <section aria-labelledby="cancelled-heading">
+                  <h2 id="cancelled-heading">Cancelled and moved</h2>
+                  <ul className="appointment-list" aria-labelledby="cancelled-heading">
+                    {cancelledAhead.map((a) => (
+                      <PastItem key={a.id} appointment={a} movedTo={movedTo.get(a.id)} />
+                    ))}
+                  </ul>
+                </section>
+              ) : null}
               <section aria-labelledby="past-heading">
                 <h2 id="past-heading">Past</h2>
                 {past.length === 0 ? (
-                  <p className="empty-state">No past or cancelled consultations.</p>
+                  <p className="empty-state">No past consultations.</p>
                 ) : (
                   <ul className="appointment-list" aria-labelledby="past-heading">
                     {past.map((a) => (

@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'react';
 import type { FormEvent } from 'react';
 import { Link, useNavigate } from 'react-router';
-import { ApiError, bookAppointment, errorMessage, listClinicians, listFreeSlots } from '../api';
+import { ApiError, bookAppointment, errorMessage, listClinicians, listMyAppointments } from '../api';
 import type { ConsultationMode, Slot } from '../api-types';
 import { ErrorSummary } from '../components/error-summary';
 import { NO_ERRORS, fieldErrors, formErrorsFrom } from '../components/form-errors';
@@ -11,11 +11,11 @@ import { usePageTitle } from '../components/page-title';
 import { SlotPicker, groupSlotsByDay, slotKey } from '../components/slot-picker';
 import { RadiosField, SelectField, TextareaField } from '../components/text-field';
 import { formatWhen, localTimeZone, modeLabel } from '../format';
+import type { Appointment } from '../api-types';
 import { useApi } from '../use-api';
+import { useFreeSlots } from '../use-free-slots';
 
 export const REASON_MAX = 500;
-/** The most the API returns in one answer; enough for a few days of a small practice. */
-export const SLOT_LIMIT = 500;
 const FIELDS = ['clinicianId', 'startsAt', 'mode', 'reason'] as const;
 const idFor = (field: string) => `book-${field}`;
 /** Answers that mean the chosen time is no longer on offer: the list is refreshed. */
@@ -46,19 +46,11 @@ export function PatientBookPage() {
   const [busy, setBusy] = useState(false);
 
   const clinicians = useApi(listClinicians);
-  // Each answer remembers which GP it was for: while another GP's times load, none are offered.
-  const slots = useApi(
-    () => listFreeSlots({ clinicianId: clinicianId || undefined, limit: SLOT_LIMIT }).then((list) => ({ for: clinicianId, list })),
-    [clinicianId, slotsVersion],
-  );
-  const current = slots.result.status === 'ok' && slots.result.data.for === clinicianId ? slots.result.data.list : null;
-  const days = useMemo(
-    () =>
-      current
-        ? groupSlotsByDay(current.slots, { truncated: current.slots.length >= SLOT_LIMIT, onePerTime: clinicianId === '' })
-        : [],
-    [current, clinicianId],
-  );
+  // What the patient already holds: at the limit, say so before they fill in the form.
+  const mine = useApi(listMyAppointments);
+  const slots = useFreeSlots({ clinicianId: clinicianId || undefined, onePerTime: clinicianId === '' }, [slotsVersion]);
+  const current = slots.result.status === 'ok' ? slots.result.data : null;
+  const days = useMemo(() => (current ? groupSlotsByDay(current.slots) : []), [current?.slots]);
 
   function chooseClinician(id: string) {
     setClinicianId(id);
@@ -98,6 +90,7 @@ export function PatientBookPage() {
         setErrors({ summary: message, fields: { startsAt: message } });
       } else {
         setTooMany(code === 'too_many_bookings');
+        if (code === 'too_many_bookings') mine.reload();
         if (code === 'unknown_clinician') {
           chooseClinician('');
           clinicians.reload();
@@ -108,8 +101,12 @@ export function PatientBookPage() {
     }
   }
 
-  const timeZone = current?.timeZone;
   const slotMinutes = current?.slotMinutes;
+
+  const held = mine.result.status === 'ok' ? mine.result.data : null;
+  if (held && held.upcoming.length >= held.maxUpcoming) {
+    return <AtTheLimit upcoming={held.upcoming} max={held.maxUpcoming} />;
+  }
 
   return (
     <>
@@ -146,10 +143,8 @@ export function PatientBookPage() {
         </LoadedContent>
 
         <LoadedContent result={slots.result} what="free times" onRetry={slots.reload}>
-          {() =>
-            !current ? (
-              <Loading label="Loading free times…" />
-            ) : days.length === 0 ? (
+          {(current) =>
+            days.length === 0 ? (
               <div className="field">
                 <p className="field__label">Time</p>
                 <p className="empty-state card" id={idFor('startsAt')} tabIndex={-1}>
@@ -160,14 +155,17 @@ export function PatientBookPage() {
               </div>
             ) : (
               <SlotPicker
+                key={clinicianId}
                 id={idFor('startsAt')}
                 name="slot"
                 legend="Time"
-                hint={`Earliest first. ${zoneHint(timeZone)}`}
+                hint={`Earliest first.${clinicianId ? '' : ' Each time shows the GP it is with.'} ${zoneHint(current.timeZone)}`}
                 error={errors.fields.startsAt}
                 days={days}
                 value={selected ? slotKey(selected) : null}
                 onChange={setSelected}
+                showClinician={clinicianId === ''}
+                more={{ available: current.next !== null, loading: current.loadingMore, error: current.moreError, load: slots.loadMore }}
               />
             )
           }
@@ -206,6 +204,35 @@ export function PatientBookPage() {
           Book consultation
         </button>
       </form>
+    </>
+  );
+}
+
+/** The patient already holds as many upcoming consultations as allowed: say so, and offer to manage them. */
+function AtTheLimit({ upcoming, max }: { upcoming: Appointment[]; max: number }) {
+  return (
+    <>
+      <h1>Book a consultation</h1>
+      <div className="notice notice--info">
+        <p>
+          You already have {upcoming.length} upcoming consultation{upcoming.length === 1 ? '' : 's'}, the most you can hold
+          at a time ({max}). To book another, cancel or move one of them, or wait until one has taken place.
+        </p>
+      </div>
+      <h2>Your upcoming consultations</h2>
+      <ul>
+        {upcoming.map((a) => (
+          <li key={a.id}>
+            {formatWhen(a.startsAt)} with {a.clinician.displayName}, {modeLabel(a.mode).toLowerCase()}
+          </li>
+        ))}
+      </ul>
+      <p>
+        <Link className="button" to="/patient/appointments">
+          Manage your appointments
+        </Link>
+      </p>
+      <p>In an emergency call 999.</p>
     </>
   );
 }

@@ -3,6 +3,8 @@ import type { FormEvent } from 'react';
 import { Link, Navigate, useNavigate } from 'react-router';
 import { registerPatient } from '../api';
 import type { RegisterPatientInput } from '../api-types';
+import { DateField, NO_DATE, parseDateParts } from '../components/date-field';
+import type { DateParts } from '../components/date-field';
 import { ErrorSummary } from '../components/error-summary';
 import { NO_ERRORS, fieldErrors, formErrorsFrom } from '../components/form-errors';
 import type { FormErrors } from '../components/form-errors';
@@ -11,9 +13,9 @@ import { usePageTitle } from '../components/page-title';
 import { TextField } from '../components/text-field';
 import { homePathFor, useSession } from '../session';
 
-type Fields = Required<RegisterPatientInput>;
+type Fields = Omit<Required<RegisterPatientInput>, 'dateOfBirth'> & { dateOfBirth: DateParts };
 const FIELD_NAMES: (keyof Fields)[] = ['givenName', 'familyName', 'dateOfBirth', 'email', 'password', 'nhsNumber'];
-const EMPTY: Fields = { givenName: '', familyName: '', dateOfBirth: '', email: '', password: '', nhsNumber: '' };
+const EMPTY: Fields = { givenName: '', familyName: '', dateOfBirth: NO_DATE, email: '', password: '', nhsNumber: '' };
 const idFor = (field: string) => `register-${field}`;
 
 function todayIso(): string {
@@ -22,16 +24,20 @@ function todayIso(): string {
   return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
 }
 
+function dateOfBirthProblem(parts: DateParts): string | null {
+  const parsed = parseDateParts(parts, 'Date of birth');
+  if ('error' in parsed) return parsed.error;
+  if (parsed.iso > todayIso()) return 'Date of birth must be in the past.';
+  if (parsed.iso < '1900-01-01') return 'Date of birth must be after 1900. Check the year.';
+  return null;
+}
+
 function checkLocally(values: Fields): FormErrors {
   const nhsDigits = values.nhsNumber.replace(/[\s-]/g, '');
   return fieldErrors({
     givenName: values.givenName.trim() ? null : 'Enter your given name.',
     familyName: values.familyName.trim() ? null : 'Enter your family name.',
-    dateOfBirth: !values.dateOfBirth
-      ? 'Enter your date of birth.'
-      : values.dateOfBirth > todayIso()
-        ? 'Date of birth must be in the past.'
-        : null,
+    dateOfBirth: dateOfBirthProblem(values.dateOfBirth),
     email: !values.email.trim()
       ? 'Enter your email address.'
       : /^[^\s@]+@[^\s@]+$/.test(values.email.trim())
@@ -62,19 +68,20 @@ export function RegisterPage() {
     return <Navigate to={homePathFor(state.session)} replace />;
   }
 
-  const set = (field: keyof Fields) => (event: { target: { value: string } }) =>
+  const set = (field: Exclude<keyof Fields, 'dateOfBirth'>) => (event: { target: { value: string } }) =>
     setValues((v) => ({ ...v, [field]: event.target.value }));
 
   async function submit(event: FormEvent) {
     event.preventDefault();
     const problems = checkLocally(values);
     setErrors(problems);
-    if (problems.summary) return;
+    const born = parseDateParts(values.dateOfBirth, 'Date of birth');
+    if (problems.summary || 'error' in born) return;
     setBusy(true);
     const input: RegisterPatientInput = {
       givenName: values.givenName.trim(),
       familyName: values.familyName.trim(),
-      dateOfBirth: values.dateOfBirth,
+      dateOfBirth: born.iso,
       email: values.email.trim(),
       password: values.password,
     };
@@ -117,16 +124,14 @@ export function RegisterPage() {
           onChange={set('familyName')}
           error={errors.fields.familyName}
         />
-        <TextField
+        <DateField
           id={idFor('dateOfBirth')}
-          label="Date of birth"
-          type="date"
-          autoComplete="bday"
-          max={todayIso()}
+          legend="Date of birth"
+          hint="For example, 27 3 1987"
+          birthday
           value={values.dateOfBirth}
-          onChange={set('dateOfBirth')}
+          onChange={(dateOfBirth) => setValues((v) => ({ ...v, dateOfBirth }))}
           error={errors.fields.dateOfBirth}
-          className="input--date"
         />
         <TextField
           id={idFor('email')}
