@@ -12,7 +12,7 @@
  *   Segment (known size)
  *     SeekHead     → Info, Tracks, [Tags], Cues
  *     Info         copied, any Duration replaced by the measured one
- *     Tracks       copied
+ *     Tracks       copied; AlphaMode cleared on a track whose blocks carry no alpha (below)
  *     [Tags, Chapters, Attachments  copied]
  *     Cluster…     known sizes; Timecode, SimpleBlock and BlockGroup children only
  *     Cues         a CuePoint per Cluster that holds a keyframe of the cue track (the video track
@@ -28,6 +28,12 @@
  * A truncated input (the recorder's tab or the upload died mid-chunk) is expected: every complete
  * block is kept and the partial tail is dropped. Top-level elements it does not need (Void, CRC-32,
  * old SeekHead and Cues, anything unknown) are dropped rather than refused.
+ *
+ * Chrome's MediaRecorder marks its VP8 track AlphaMode=1 even when no frame carries alpha data
+ * (BlockAdditions), as when it records an opaque canvas, and WebKit's GStreamer pipeline refuses to
+ * play such a file (issue 14; clearing the flag alone made it play). So AlphaMode is set to 0 on
+ * every track none of whose blocks has BlockAdditions. The value bytes are zeroed in place, so no
+ * size or offset changes; a CRC-32 over them becomes a Void.
  *
  * Everything is in memory: the output is one Buffer.concat over slices of the input, so the cost
  * is one pass to parse and one copy to write.
@@ -80,6 +86,8 @@ const ID = {
   TrackEntry: 0xae,
   TrackNumber: 0xd7,
   TrackType: 0x83,
+  Video: 0xe0,
+  AlphaMode: 0x53c0,
   DefaultDuration: 0x23e383,
   Cluster: 0x1f43b675,
   Timecode: 0xe7,
@@ -88,6 +96,7 @@ const ID = {
   Block: 0xa1,
   BlockDuration: 0x9b,
   ReferenceBlock: 0xfb,
+  BlockAdditions: 0x75a1,
   Cues: 0x1c53bb6b,
   CuePoint: 0xbb,
   CueTime: 0xb3,
@@ -209,6 +218,47 @@ function parseTracks(buf: Buffer, start: number, end: number): TrackInfo[] {
     if (t.number > 0) tracks.push(t);
   }
   return tracks;
+}
+
+/**
+ * The Tracks element [start, end) of buf, with AlphaMode set to 0 on every track not in
+ * `withAlpha`; the same bytes when there is nothing to clear. CRC-32 elements of the masters
+ * around a cleared value (Tracks, TrackEntry, Video) are turned into Voids of the same size: one
+ * ID byte, as both IDs are one byte long.
+ */
+function clearUnusedAlpha(buf: Buffer, tracks: { start: number; end: number; dataStart: number }, withAlpha: ReadonlySet<number>): Buffer {
+  const zero: { start: number; end: number }[] = [];
+  const crcs: number[] = [];
+  const tracksCrcs: number[] = [];
+  for (const entry of children(buf, tracks.dataStart, tracks.end)) {
+    if (entry.id === ID.CRC32) tracksCrcs.push(entry.start);
+    if (entry.id !== ID.TrackEntry) continue;
+    let number = 0;
+    const entryCrcs: number[] = [];
+    const alpha: { start: number; end: number; crcs: number[] }[] = [];
+    for (const c of children(buf, entry.dataStart, entry.end)) {
+      if (c.id === ID.TrackNumber) number = readUint(buf, c.dataStart, c.end);
+      else if (c.id === ID.CRC32) entryCrcs.push(c.start);
+      else if (c.id === ID.Video) {
+        const videoCrcs: number[] = [];
+        for (const v of children(buf, c.dataStart, c.end)) {
+          if (v.id === ID.CRC32) videoCrcs.push(v.start);
+          else if (v.id === ID.AlphaMode && readUint(buf, v.dataStart, v.end) !== 0) alpha.push({ start: v.dataStart, end: v.end, crcs: videoCrcs });
+        }
+      }
+    }
+    if (alpha.length === 0 || withAlpha.has(number)) continue;
+    for (const a of alpha) {
+      zero.push(a);
+      crcs.push(...a.crcs);
+    }
+    crcs.push(...entryCrcs);
+  }
+  if (zero.length === 0) return buf.subarray(tracks.start, tracks.end);
+  const out = Buffer.from(buf.subarray(tracks.start, tracks.end));
+  for (const z of zero) out.fill(0, z.start - tracks.start, z.end - tracks.start);
+  for (const at of [...crcs, ...tracksCrcs]) out[at - tracks.start] = ID.Void;
+  return out;
 }
 
 /** The track number, relative timestamp and flags of a Block/SimpleBlock's data, or null if it is too short. */
@@ -342,6 +392,8 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
   let tracksRange: { start: number; end: number; dataStart: number } | null = null;
   const copied: Buffer[] = [];
   const clusters: ClusterOut[] = [];
+  /** Tracks with a block that carries BlockAdditions (alpha, for VP8/VP9). */
+  const withAlpha = new Set<number>();
   let lastTimecode = 0;
 
   // The Segment's children. Anything incomplete ends the walk: it is the truncated tail.
@@ -385,13 +437,16 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
           let head: ReturnType<typeof blockHead> = null;
           let blockDuration = -1;
           let key = true; // a Block is a keyframe unless it references another
+          let additions = false;
           for (const g of children(buf, c.dataStart, cEnd)) {
             if (g.id === ID.Block) head = blockHead(buf, g.dataStart, g.end);
             else if (g.id === ID.BlockDuration) blockDuration = readUint(buf, g.dataStart, g.end);
             else if (g.id === ID.ReferenceBlock) key = false;
+            else if (g.id === ID.BlockAdditions) additions = true;
           }
           if (head) {
             keep(cluster, c.start, cEnd);
+            if (additions) withAlpha.add(head.track);
             noteBlock(cluster, head.track, cluster.timecode + head.rel, blockDuration, key);
           }
         }
@@ -460,7 +515,7 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
   }
   infoParts.push(floatElement(ID.Duration, durationTicks));
   const infoEl = Buffer.concat(element(ID.Info, infoParts));
-  const tracksEl = buf.subarray(tracksRange.start, tracksRange.end);
+  const tracksEl = clearUnusedAlpha(buf, tracksRange, withAlpha);
   const tagsIndex = copied.findIndex((c) => c.readUInt32BE(0) === ID.Tags);
 
   // The SeekHead's size does not depend on the positions it holds (8-byte SeekPosition), so the
