@@ -204,7 +204,7 @@ test('a patient and a GP hold an audio call, switch to video, record it with con
   const mark = (what: string) => console.log(`consultation test: ${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   try {
     // Chloe books the earliest slot with Dr Patel, audio only, and joins from her appointment.
-    const { consultationId } = await bookAndJoin(chloe, PATEL, 'Sore throat and a fever for three days');
+    const { consultationId, startsAt: chloeAt } = await bookAndJoin(chloe, PATEL, 'Sore throat and a fever for three days');
     mark('patient in the waiting room');
 
     // Dr Patel sees her in the waiting room and starts the consultation.
@@ -289,6 +289,16 @@ test('a patient and a GP hold an audio call, switch to video, record it with con
     await chloe.waitForURL(new RegExp(`/consultations/${consultationId}$`));
     await chloe.getByText(notes).waitFor();
     mark('notes found from the appointment');
+
+    // Dr Patel reopens them from the completed row of her day list.
+    await patel.goto('/clinician');
+    await expectHeading(patel, "Today's consultations");
+    const completedRow = patel.getByRole('row').filter({ has: patel.locator(`time[datetime="${chloeAt}"]`) });
+    await completedRow.getByText('Completed', { exact: true }).waitFor();
+    await completedRow.getByRole('link', { name: 'Notes', exact: true }).click();
+    await patel.waitForURL(new RegExp(`/consultations/${consultationId}$`));
+    await expect.poll(() => patel.getByLabel('Notes', { exact: true }).inputValue()).toBe(notes);
+    mark('GP reopened the notes from the day list');
 
     // Chloe finds it under Consultation replays once it has been finalised.
     await chloe.getByRole('link', { name: 'Consultation replays', exact: true }).click();
