@@ -31,6 +31,16 @@ export const Consultation = z.object({
   pendingModeRequest: z
     .object({ id: Uuid, toMode: ConsultationMode, requestedBy: Party, createdAt: IsoDateTime })
     .nullable(),
+  /** The last request that was answered: the one who asked learns whether it was declined. */
+  lastModeAnswer: z
+    .object({
+      id: Uuid,
+      toMode: ConsultationMode,
+      requestedBy: Party,
+      status: z.enum(['accepted', 'declined', 'withdrawn']),
+      answeredAt: IsoDateTime,
+    })
+    .nullable(),
   consent: z.object({ audio: ConsentState, video: ConsentState }),
   recording: z
     .object({ id: Uuid, status: RecordingStatus, startedAt: IsoDateTime, videoConsented: z.boolean() })

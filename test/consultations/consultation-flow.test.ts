@@ -87,6 +87,13 @@ describe('joining and running a consultation', () => {
     const again = await c.patient.client.post(`${url}/mode-requests`, { mode: 'video' });
     const declined = await c.gp.client.post(`${url}/mode-requests/${again.body.pendingModeRequest.id}/answer`, { accept: false });
     expect(declined.body).toMatchObject({ mode: 'audio', pendingModeRequest: null });
+    // The patient who asked is told it was declined (not merely that the request went away).
+    const seen = await c.patient.client.get(url);
+    expect(seen.body.lastModeAnswer).toMatchObject({ id: again.body.pendingModeRequest.id, toMode: 'video', requestedBy: 'patient', status: 'declined' });
+    // A request withdrawn by the one who asked says so.
+    const third = await c.patient.client.post(`${url}/mode-requests`, { mode: 'video' });
+    await c.patient.client.post(`${url}/mode-requests/${third.body.pendingModeRequest.id}/answer`, { accept: false });
+    expect((await c.gp.client.get(url)).body.lastModeAnswer).toMatchObject({ id: third.body.pendingModeRequest.id, status: 'withdrawn' });
   });
 
   it('ends the consultation: the appointment is completed and nobody can join again', async () => {

@@ -278,6 +278,14 @@ export interface Consultation {
   startedAt: string | null;
   endedAt: string | null;
   pendingModeRequest: { id: string; toMode: ConsultationMode; requestedBy: Party; createdAt: string } | null;
+  /** The last request that was answered: whoever asked learns whether it was declined. */
+  lastModeAnswer: {
+    id: string;
+    toMode: ConsultationMode;
+    requestedBy: Party;
+    status: 'accepted' | 'declined' | 'withdrawn';
+    answeredAt: string;
+  } | null;
   consent: { audio: ConsentState; video: ConsentState };
   recording: { id: string; status: RecordingStatus; startedAt: string; videoConsented: boolean } | null;
   presence: Presence;

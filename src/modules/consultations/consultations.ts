@@ -58,6 +58,15 @@ export async function readConsultation(scope: Scope, deps: ConsultationDeps, id:
     .where('consultation_id', '=', id)
     .where('status', '=', 'pending')
     .executeTakeFirst();
+  const answered = await scope.tx
+    .selectFrom('mode_switch_requests')
+    .select(['id', 'to_mode', 'requested_by', 'status', 'answered_at'])
+    .where('consultation_id', '=', id)
+    .where('status', '<>', 'pending')
+    .orderBy('answered_at', 'desc')
+    .orderBy('created_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
   const consent = await consentStates(scope, id);
   const recording = await scope.tx
     .selectFrom('recordings')
@@ -92,6 +101,16 @@ export async function readConsultation(scope: Scope, deps: ConsultationDeps, id:
           createdAt: iso(pending.created_at),
         }
       : null,
+    lastModeAnswer:
+      answered && answered.answered_at
+        ? {
+            id: answered.id,
+            toMode: answered.to_mode,
+            requestedBy: answered.requested_by === row.patient_id ? 'patient' : 'clinician',
+            status: answered.status as 'accepted' | 'declined' | 'withdrawn',
+            answeredAt: iso(answered.answered_at),
+          }
+        : null,
     consent,
     recording: recording
       ? { id: recording.id, status: recording.status, startedAt: iso(recording.started_at), videoConsented: recording.video_consented }

@@ -89,8 +89,6 @@ export class CallSession {
   private recordingId: string | null = null;
   private stopping: Promise<void> | null = null;
   private askedVideoConsent = false;
-  /** Requests to switch that this page withdrew: their going away is not the other side saying no. */
-  private readonly withdrawn = new Set<string>();
 
   constructor(
     private readonly consultationId: string,
@@ -306,7 +304,7 @@ export class CallSession {
   private apply(c: Consultation) {
     if (this.disposed) return;
     const before = this.view.consultation;
-    this.set({ consultation: c, videoDeclined: this.videoDeclinedNow(before, c) });
+    this.set({ consultation: c, videoDeclined: videoDeclined(c) });
     if (c.status === 'ended') {
       this.hangUp();
       return;
@@ -320,18 +318,6 @@ export class CallSession {
       this.scheduleOffer();
     }
     if (c.you === 'clinician') this.followRecordingRules(c);
-  }
-
-  /**
-   * Our request to switch to video went away while the call stayed live and in audio, and this
-   * page did not withdraw it: the other side declined (an accepted one changes the mode, and only
-   * the one who asked, or the end of the call, withdraws one).
-   */
-  private videoDeclinedNow(before: Consultation | null, c: Consultation): boolean {
-    if (c.status !== 'live' || c.mode !== 'audio' || c.pendingModeRequest) return false;
-    const asked = before?.pendingModeRequest;
-    if (asked && asked.requestedBy === c.you && asked.toMode === 'video') return !this.withdrawn.has(asked.id);
-    return this.view.videoDeclined;
   }
 
   private followRecordingRules(c: Consultation) {
@@ -429,7 +415,6 @@ export class CallSession {
   answerMode = (requestId: string, accept: boolean) => {
     const pending = this.view.consultation?.pendingModeRequest;
     if (accept && pending?.id === requestId && pending.toMode === 'video') this.set({ cameraOn: true });
-    if (!accept && pending?.id === requestId && pending.requestedBy === this.role) this.withdrawn.add(requestId);
     return this.act(() => answerModeSwitch(this.consultationId, requestId, accept));
   };
   askToRecord = (media: ConsultationMode) => this.act(() => requestRecordingConsent(this.consultationId, media));
@@ -555,4 +540,21 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | null
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The server says our last request to switch to video was declined, and the call is still live
+ * in audio with nothing newer asked: the one who asked is told until they ask again.
+ */
+function videoDeclined(c: Consultation): boolean {
+  const last = c.lastModeAnswer;
+  return (
+    c.status === 'live' &&
+    c.mode === 'audio' &&
+    !c.pendingModeRequest &&
+    last !== null &&
+    last.status === 'declined' &&
+    last.toMode === 'video' &&
+    last.requestedBy === c.you
+  );
 }
