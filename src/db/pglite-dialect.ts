@@ -40,22 +40,23 @@ export class PGliteDialect implements Dialect {
 
 class PGliteDriver implements Driver {
   private tail: Promise<void> = Promise.resolve();
-  private readonly connection: PGliteConnection;
 
-  constructor(private readonly pglite: EmbeddedSql) {
-    this.connection = new PGliteConnection(pglite);
-  }
+  constructor(private readonly pglite: EmbeddedSql) {}
 
   async init() {}
 
+  /**
+   * A lease of the one connection, a fresh handle each time: once released, the handle refuses
+   * statements, so a stray query from a finished transaction (one branch of a Promise.all still
+   * running after another threw) can never run inside the next caller's transaction, as that
+   * caller's principal. The PostgreSQL path refuses the same (src/db/pg-pipeline.ts).
+   */
   async acquireConnection(): Promise<DatabaseConnection> {
     let release!: () => void;
     const previous = this.tail;
     this.tail = new Promise<void>((resolve) => (release = resolve));
     await previous;
-    this.connection.release = release;
-    this.connection.generation = this.pglite.generation;
-    return this.connection;
+    return new PGliteLease(this.pglite, this.pglite.generation, release);
   }
 
   async beginTransaction(conn: DatabaseConnection) {
@@ -68,17 +69,22 @@ class PGliteDriver implements Driver {
     await conn.executeQuery(CompiledQuery.raw('rollback'));
   }
   async releaseConnection(conn: DatabaseConnection) {
-    (conn as PGliteConnection).release?.();
+    (conn as PGliteLease).end();
   }
   async destroy() {}
 }
 
-class PGliteConnection implements DatabaseConnection {
-  release: (() => void) | undefined;
-  generation = 0;
-  constructor(private readonly pglite: EmbeddedSql) {}
+class PGliteLease implements DatabaseConnection {
+  private ended = false;
+
+  constructor(
+    private readonly pglite: EmbeddedSql,
+    private readonly generation: number,
+    private readonly release: () => void,
+  ) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.ended) throw new Error('the transaction has ended: its connection was released');
     const at = { generation: this.generation };
     // Without parameters the simple protocol runs several statements at once (migrations).
     const result =
@@ -88,6 +94,12 @@ class PGliteConnection implements DatabaseConnection {
       rows: result.rows as R[],
       ...(affected !== undefined ? { numAffectedRows: BigInt(affected) } : {}),
     };
+  }
+
+  end() {
+    if (this.ended) return;
+    this.ended = true;
+    this.release();
   }
 
   // eslint-disable-next-line require-yield

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql, type Database, type Tx, type TxPrincipal } from '../../src/db';
+import { freshDatabase } from '../harness';
+
+// A transaction's handle must be dead once the transaction has ended. Otherwise a stray
+// statement (one branch of a Promise.all still querying after another branch threw) runs in
+// whichever transaction holds the connection next: another request's, as another principal.
+// The default suite runs on the embedded driver, so this holds there as on PostgreSQL.
+
+let db: Database;
+beforeAll(async () => {
+  db = await freshDatabase();
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+const patient = (): TxPrincipal => ({ kind: 'patient', id: randomUUID(), role: null, sessionId: randomUUID(), reason: null });
+const whoAmI = (tx: Tx) => sql<{ id: string }>`select current_setting('confidant.principal_id', true) as id`.execute(tx);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('a transaction handle after its transaction', () => {
+  it('refuses statements once the transaction has committed', async () => {
+    let kept: Tx | undefined;
+    await db.transaction(patient(), async (tx) => {
+      kept = tx;
+      await whoAmI(tx);
+    });
+    await expect(whoAmI(kept!)).rejects.toThrow(/has ended/);
+  });
+
+  it("never runs a stray branch of a failed transaction inside the next caller's transaction", async () => {
+    const first = patient();
+    const second = patient();
+    let stray: unknown;
+    const failed = db.transaction(first, async (tx) => {
+      await Promise.all([
+        Promise.reject(new Error('one branch failed')),
+        (async () => {
+          // Still working after its sibling threw and the transaction rolled back.
+          await sleep(50);
+          stray = await whoAmI(tx).then(
+            (r) => r.rows[0]?.id,
+            (e: unknown) => e,
+          );
+        })(),
+      ]);
+    });
+    await expect(failed).rejects.toThrow('one branch failed');
+    // The next caller holds the connection while the stray statement is issued.
+    const seen = await db.transaction(second, async (tx) => {
+      await sleep(150);
+      return (await whoAmI(tx)).rows[0]?.id;
+    });
+    expect(seen).toBe(second.id);
+    expect(stray, "the stray statement ran as the next caller's principal").not.toBe(second.id);
+    expect(stray).toBeInstanceOf(Error);
+    expect(String(stray)).toMatch(/has ended/);
+  });
+});
