@@ -229,7 +229,9 @@ async function runPipelinedTransaction<T>(
         result = await fn(tx);
         if (signal?.aborted) throw deadlineError(signal);
       } catch (err) {
-        await conn.end('rollback').catch(() => {});
+        // A connection whose ROLLBACK failed may still be inside the transaction (or never opened
+        // one): it is closed, never handed to the next caller.
+        await conn.end('rollback').catch(() => conn.abandon());
         throw err;
       }
       state.committing = true;

@@ -175,6 +175,12 @@ export class PipelinedConnection implements DatabaseConnection, StatementRunner 
   private client: pg.PoolClient | undefined;
   /** Given up on (its request's deadline passed mid-statement): its socket is closed, and it never goes back to the pool. */
   private abandoned = false;
+  /**
+   * The batch carrying the transaction's opening (BEGIN, the principal) failed without the
+   * server's word on it (a value that would not encode, a lost connection): the opening may never
+   * have run, so no further statement may, lest it run outside any transaction and as nobody.
+   */
+  private unopened = false;
 
   constructor(client: pg.PoolClient) {
     this.client = client;
@@ -183,6 +189,7 @@ export class PipelinedConnection implements DatabaseConnection, StatementRunner 
   private live(): pg.PoolClient {
     if (!this.client) throw new Error('the transaction has ended: its connection was released');
     if (this.abandoned) throw new Error('Connection terminated: the transaction was abandoned');
+    if (this.unopened) throw new Error('the transaction could not be opened: no further statement runs on its connection');
     return this.client;
   }
 
@@ -253,7 +260,15 @@ export class PipelinedConnection implements DatabaseConnection, StatementRunner 
     }
     const held = this.held;
     this.held = [];
-    if (held.length > 0 || values.length > 0) return (await runPipelined(client, held, { text, values })) as PostgresQueryResult<R>;
+    if (held.length > 0 || values.length > 0) {
+      try {
+        return (await runPipelined(client, held, { text, values })) as PostgresQueryResult<R>;
+      } catch (err) {
+        // An error the server raised (it has a SQLSTATE) came after the opening ran.
+        if (held.length > 0 && !hasSqlState(err)) this.unopened = true;
+        throw err;
+      }
+    }
     return (await client.query(text)) as unknown as PostgresQueryResult<R>;
   }
 
@@ -265,6 +280,11 @@ export class PipelinedConnection implements DatabaseConnection, StatementRunner 
     // An abandoned connection is dropped by the pool, never handed to anyone else.
     client.release(this.abandoned ? new Error('abandoned') : undefined);
   }
+}
+
+function hasSqlState(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
 }
 
 /** Closes a client's socket at once (end() would wait for a server that may never answer). */

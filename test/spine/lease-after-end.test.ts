@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql, type Database, type Tx, type TxPrincipal } from '../../src/db';
-import { freshDatabase } from '../harness';
+import { freshDatabase, onPostgres } from '../harness';
 
 // A transaction's handle must be dead once the transaction has ended. Otherwise a stray
 // statement (one branch of a Promise.all still querying after another branch threw) runs in
@@ -57,5 +57,31 @@ describe('a transaction handle after its transaction', () => {
     expect(stray, "the stray statement ran as the next caller's principal").not.toBe(second.id);
     expect(stray).toBeInstanceOf(Error);
     expect(String(stray)).toMatch(/has ended/);
+  });
+
+  // PostgreSQL sends a transaction's opening (BEGIN, the principal) with its first statement.
+  it.runIf(onPostgres)('runs nothing more once the batch carrying the opening failed before the server saw it', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    let after: unknown;
+    const outcome = await db
+      .transaction(patient(), async (tx) => {
+        // The value cannot be encoded: nothing is sent, not even BEGIN. The caller carries on.
+        await expect(sql`select ${circular}::jsonb as j`.execute(tx)).rejects.toThrow(/circular/i);
+        after = await whoAmI(tx).then(
+          (r) => r.rows[0]?.id,
+          (e: unknown) => e,
+        );
+      })
+      .then(
+        () => 'committed',
+        (e: unknown) => e,
+      );
+    expect(after, 'a statement ran outside any transaction, as nobody').toBeInstanceOf(Error);
+    expect(String(after)).toMatch(/could not be opened/);
+    expect(outcome).toBeInstanceOf(Error);
+    // The pool is sound afterwards.
+    const p = patient();
+    expect(await db.transaction(p, async (tx) => (await whoAmI(tx)).rows[0]?.id)).toBe(p.id);
   });
 });
