@@ -243,14 +243,14 @@ function ExceptionRow({ exception, onDelete }: { exception: AvailabilityExceptio
   const description = `${reasonLabel(exception.reason)} from ${formatWhen(exception.startsAt)} to ${formatWhen(exception.endsAt)}`;
   return (
     <tr>
-      <td>
+      <td data-label="From">
         <time dateTime={exception.startsAt}>{formatWhen(exception.startsAt)}</time>
       </td>
-      <td>
+      <td data-label="Until">
         <time dateTime={exception.endsAt}>{formatWhen(exception.endsAt)}</time>
       </td>
-      <td>{reasonLabel(exception.reason)}</td>
-      <td className="break">{exception.note ?? <span className="muted">–</span>}</td>
+      <td data-label="Reason">{reasonLabel(exception.reason)}</td>
+      <td className="break" data-label="Note">{exception.note ?? <span className="muted">–</span>}</td>
       <td>
         <button
           type="button"
@@ -338,8 +338,8 @@ function Exceptions({ availability, onChanged }: { availability: Availability; o
       {availability.exceptions.length === 0 ? (
         <p className="empty-state">No leave or blocked time coming up.</p>
       ) : (
-        <div className="table-scroll" role="region" aria-label="Leave and blocked time" tabIndex={0}>
-          <table className="table">
+        <div className="table-scroll" role="region" aria-label="Leave and blocked time coming up" tabIndex={0}>
+          <table className="table table--cards">
             <caption className="visually-hidden">Leave and blocked time coming up</caption>
             <thead>
               <tr>

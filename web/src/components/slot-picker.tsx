@@ -51,6 +51,8 @@ interface SlotPickerProps {
   onChange: (slot: Slot) => void;
   /** Name the GP on each time ("any GP"). */
   showClinician?: boolean;
+  /** The level of each day's heading: one below the heading the picker sits under. */
+  dayHeadingLevel: 2 | 3 | 4 | 5;
   more?: MoreDays;
 }
 
@@ -58,7 +60,8 @@ interface SlotPickerProps {
  * Times grouped by day. Each day is a radio group of its own, so the arrow keys stay within a day
  * and Tab moves from day to day: a keyboard user reaches any day in a few keystrokes.
  */
-export function SlotPicker({ id, name, legend, hint, error, days, value, onChange, showClinician, more }: SlotPickerProps) {
+export function SlotPicker({ id, name, legend, hint, error, days, value, onChange, showClinician, dayHeadingLevel, more }: SlotPickerProps) {
+  const DayHeading = `h${dayHeadingLevel}` as const;
   const [expanded, setExpanded] = useState<Record<string, boolean>>({});
   const [shownCount, setShownCount] = useState(DAYS_AT_A_TIME);
   // The first day revealed by "Show later days", focused once it is on screen.
@@ -106,9 +109,9 @@ export function SlotPicker({ id, name, legend, hint, error, days, value, onChang
           const shown = showAll ? day.slots : day.slots.slice(0, FIRST_TIMES);
           return (
             <div className="slot-day" role="group" aria-labelledby={headingId} key={day.key}>
-              <h3 className="slot-day__heading" id={headingId} tabIndex={-1}>
+              <DayHeading className="slot-day__heading" id={headingId} tabIndex={-1}>
                 {day.label}
-              </h3>
+              </DayHeading>
               <ul className="slot-grid" id={listId}>
                 {shown.map((slot) => {
                   const key = slotKey(slot);

@@ -60,9 +60,13 @@ function WaitingRoomRow({ entry, onError }: { entry: WaitingRoomEntry; onError: 
       <th scope="row" className="nowrap" id={`${rowId}-time`}>
         <time dateTime={entry.startsAt}>{formatTimeOfDay(entry.startsAt)}</time>
       </th>
-      <td id={`${rowId}-patient`}>{entry.patient.displayName}</td>
-      <td className="nowrap">{modeLabel(entry.mode)}</td>
-      <td>
+      <td id={`${rowId}-patient`} data-label="Patient">
+        {entry.patient.displayName}
+      </td>
+      <td className="nowrap" data-label="Type">
+        {modeLabel(entry.mode)}
+      </td>
+      <td data-label="Status">
         {entry.patientPresent ? (
           <span className="tag tag--green">
             {entry.status === 'live' ? 'In the call' : 'Waiting'}
@@ -112,7 +116,7 @@ function WaitingRoom() {
             <p className="empty-state card">Nobody is waiting. Patients appear here when they join their consultation.</p>
           ) : (
             <div className="table-scroll" role="region" aria-label="Waiting room" tabIndex={0}>
-              <table className="table waiting-room">
+              <table className="table table--cards waiting-room">
                 <caption className="visually-hidden">Waiting room</caption>
                 <thead>
                   <tr>
@@ -189,11 +193,19 @@ function ConsultationRow({
       <th scope="row" className="nowrap" id={`${rowId}-time`}>
         <time dateTime={c.startsAt}>{formatTimeOfDay(c.startsAt)}</time>
       </th>
-      <td id={`${rowId}-patient`}>{c.patientName}</td>
-      <td className="nowrap">{formatCalendarDate(c.dateOfBirth)}</td>
-      <td className="nowrap">{modeLabel(c.mode)}</td>
-      <td className="break schedule__reason">{c.reason}</td>
-      <td>
+      <td id={`${rowId}-patient`} data-label="Patient">
+        {c.patientName}
+      </td>
+      <td className="nowrap" data-label="Date of birth">
+        {formatCalendarDate(c.dateOfBirth)}
+      </td>
+      <td className="nowrap" data-label="Type">
+        {modeLabel(c.mode)}
+      </td>
+      <td className="break schedule__reason" data-label="Reason">
+        {c.reason}
+      </td>
+      <td data-label="Status">
         <StatusTag {...status} />
       </td>
       <td>
@@ -286,7 +298,7 @@ function DayList({ schedule, onChanged }: { schedule: ClinicianSchedule; onChang
   }
   return (
     <div className="table-scroll" role="region" aria-label={caption} tabIndex={0}>
-      <table className="table schedule">
+      <table className="table table--cards schedule">
         <caption className="visually-hidden">{caption}</caption>
         <thead>
           <tr>

@@ -97,7 +97,7 @@ function EventDetails({ details }: { details: AuditEvent['details'] }) {
 function AuditTable({ events }: { events: AuditEvent[] }) {
   return (
     <div className="table-scroll" role="region" aria-label="Audit events" tabIndex={0}>
-      <table className="table table--compact">
+      <table className="table table--compact table--cards">
         <caption className="visually-hidden">Audit events, newest first</caption>
         <thead>
           <tr>
@@ -116,22 +116,22 @@ function AuditTable({ events }: { events: AuditEvent[] }) {
         <tbody>
           {events.map((event) => (
             <tr key={event.id}>
-              <th scope="row" className="numeric">
+              <th scope="row" className="numeric" data-label="Seq">
                 {event.seq}
               </th>
-              <td className="nowrap">
+              <td className="nowrap" data-label="Time">
                 <LocalTime iso={event.occurredAt} />
               </td>
-              <td>
+              <td data-label="Action">
                 <code>{event.action}</code>
               </td>
-              <td>
+              <td data-label="Outcome">
                 <OutcomeTag outcome={event.outcome} />
               </td>
-              <td>
+              <td data-label="Actor">
                 <Actor event={event} />
               </td>
-              <td>
+              <td data-label="Object">
                 {event.objectType ?? <span className="muted">–</span>}
                 {event.objectId ? (
                   <>
@@ -140,14 +140,14 @@ function AuditTable({ events }: { events: AuditEvent[] }) {
                   </>
                 ) : null}
               </td>
-              <td>
+              <td data-label="Patient">
                 <Id value={event.patientId} />
               </td>
-              <td>
+              <td data-label="Details">
                 <EventDetails details={event.details} />
               </td>
-              <td>{event.clientIp ?? <span className="muted">–</span>}</td>
-              <td>
+              <td data-label="Client IP">{event.clientIp ?? <span className="muted">–</span>}</td>
+              <td data-label="Request">
                 <Id value={event.requestId} />
               </td>
             </tr>

@@ -158,6 +158,7 @@ function Reschedule({
                 days={days}
                 value={selected ? slotKey(selected) : null}
                 onChange={setSelected}
+                dayHeadingLevel={5}
                 more={{ available: current.next !== null, loading: current.loadingMore, error: current.moreError, load: slots.loadMore }}
               />
             )

@@ -165,6 +165,7 @@ export function PatientBookPage() {
                 value={selected ? slotKey(selected) : null}
                 onChange={setSelected}
                 showClinician={clinicianId === ''}
+                dayHeadingLevel={2}
                 more={{ available: current.next !== null, loading: current.loadingMore, error: current.moreError, load: slots.loadMore }}
               />
             )

@@ -14,7 +14,7 @@ export const replayWhen = (r: Replay) => r.consultationStartedAt ?? r.recordedAt
 export function ReplayTable({ replays, caption, who }: { replays: Replay[]; caption: string; who: 'clinician' | 'patient' }) {
   return (
     <div className="table-scroll" role="region" aria-label={caption} tabIndex={0}>
-      <table className="table replays">
+      <table className="table table--cards replays">
         <caption className="visually-hidden">{caption}</caption>
         <thead>
           <tr>
@@ -35,9 +35,13 @@ export function ReplayTable({ replays, caption, who }: { replays: Replay[]; capt
               <th scope="row">
                 <LocalTime iso={replayWhen(r)} />
               </th>
-              <td>{who === 'clinician' ? r.clinician.displayName : r.patient.displayName}</td>
-              <td>{r.mode === 'video' ? 'Sound and video' : 'Sound only'}</td>
-              <td className="numeric">{formatDuration(r.durationMs)}</td>
+              <td data-label={who === 'clinician' ? 'GP' : 'Patient'}>
+                {who === 'clinician' ? r.clinician.displayName : r.patient.displayName}
+              </td>
+              <td data-label="Recorded">{r.mode === 'video' ? 'Sound and video' : 'Sound only'}</td>
+              <td className="numeric" data-label="Duration">
+                {formatDuration(r.durationMs)}
+              </td>
               <td>
                 <Link to={`/replays/${r.id}`} aria-label={`Play the consultation of ${formatDateTime(replayWhen(r))}`}>
                   Play
