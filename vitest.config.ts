@@ -6,7 +6,7 @@ export default defineConfig({
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     // The fault suite (a throwaway PostgreSQL cluster restarted and frozen, a tmpfs filled) waits on
     // real faults for minutes and needs root: `npm run test:faults`, its own CI stage.
-    exclude: ['test/browser/**', 'node_modules/**', ...(process.env.TEST_FAULTS ? [] : ['test/faults/**'])],
+    exclude: ['test/browser/**', 'test/firefox/**', 'node_modules/**', ...(process.env.TEST_FAULTS ? [] : ['test/faults/**'])],
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
     // Each worker process keeps its modules between test files instead of importing the whole

@@ -55,7 +55,8 @@ export class CallPeer {
   /** The camera's track while the call is in video, else null (the sender then sends nothing). */
   setCamera(track: MediaStreamTrack | null): void {
     this.camera = track;
-    void this.video?.sender.replaceTrack(track).catch(() => undefined);
+    const sender = this.video?.sender;
+    if (sender) void sendVideo(sender, track);
   }
 
   /** Clinician: a new offer on a fresh connection. */
@@ -64,7 +65,7 @@ export class CallPeer {
     const pc = this.fresh();
     this.audio = pc.addTransceiver(this.mic ?? 'audio', { direction: 'sendrecv' });
     this.video = pc.addTransceiver('video', { direction: 'sendrecv' });
-    if (this.camera) await this.video.sender.replaceTrack(this.camera);
+    await sendVideo(this.video.sender, this.camera);
     const offer = await pc.createOffer();
     if (this.pc !== pc) return;
     await pc.setLocalDescription(offer);
@@ -101,7 +102,7 @@ export class CallPeer {
     for (const t of [this.audio, this.video]) if (t) t.direction = 'sendrecv';
     await this.audio?.sender.replaceTrack(this.mic);
     // Never the camera unless the call is in video (setCamera is only given one then).
-    await this.video?.sender.replaceTrack(this.camera);
+    if (this.video) await sendVideo(this.video.sender, this.camera);
     const answer = await pc.createAnswer();
     if (this.pc !== pc) return;
     await pc.setLocalDescription(answer);
@@ -198,4 +199,31 @@ export class CallPeer {
     this.closed = true;
     this.drop();
   }
+}
+
+/**
+ * Gives the video sender the camera's track, or none. With none, its encodings are also switched
+ * off: replacing the track with null is not enough for Firefox, which keeps sending the last
+ * camera frame once a second (a frozen picture of the patient leaving their machine).
+ */
+async function sendVideo(sender: RTCRtpSender, track: MediaStreamTrack | null): Promise<void> {
+  // Each step on its own: a failure of one (a closed connection, parameters not settable yet)
+  // must never keep the other from running, least of all the removal of the camera.
+  const quietly = (p: Promise<void>) => p.catch(() => undefined);
+  if (track === null) {
+    await quietly(setEncodingsActive(sender, false));
+    await quietly(sender.replaceTrack(null));
+  } else {
+    await quietly(sender.replaceTrack(track));
+    await quietly(setEncodingsActive(sender, true));
+  }
+}
+
+async function setEncodingsActive(sender: RTCRtpSender, active: boolean): Promise<void> {
+  const params = sender.getParameters();
+  // Before negotiation there are no encodings yet; the track alone decides then.
+  if (!params.encodings || params.encodings.length === 0) return;
+  if (params.encodings.every((e) => e.active === active)) return;
+  for (const e of params.encodings) e.active = active;
+  await sender.setParameters(params);
 }
