@@ -1,14 +1,19 @@
 import { z } from 'zod';
 import { IsoDateTime, Uuid } from './common';
 
+/**
+ * A colleague as the caller may see them: everyone sees names and roles; only the practice
+ * manager and the DPO, who look after accounts and their security, see email, two-step
+ * verification and when the account was made.
+ */
 export const StaffMember = z.object({
   id: Uuid,
   kind: z.enum(['clinician', 'staff']),
   role: z.enum(['clinician', 'dpo', 'admin']),
   displayName: z.string(),
-  email: z.string(),
-  mfaEnabled: z.boolean(),
-  createdAt: IsoDateTime,
+  email: z.string().optional(),
+  mfaEnabled: z.boolean().optional(),
+  createdAt: IsoDateTime.optional(),
 });
 export const StaffList = z.object({ staff: z.array(StaffMember) });
 

@@ -76,9 +76,10 @@ export interface StaffMember {
   kind: 'clinician' | 'staff';
   role: 'clinician' | 'dpo' | 'admin';
   displayName: string;
-  email: string;
-  mfaEnabled: boolean;
-  createdAt: string;
+  /** Only for the practice manager and the DPO, who look after accounts. */
+  email?: string;
+  mfaEnabled?: boolean;
+  createdAt?: string;
 }
 
 export type AuditOutcome = 'success' | 'denied' | 'failure';

@@ -46,22 +46,35 @@ export async function createStaffAccount(
   return { id };
 }
 
+/** Who sees a colleague's email, two-step verification state and account age: those who manage accounts. */
+function seesAccountDetails(scope: Scope): boolean {
+  const p = scope.principal;
+  return p.kind === 'staff' && (p.role === 'admin' || p.role === 'dpo');
+}
+
 export async function listStaff(scope: Scope) {
-  const rows = await scope.tx
+  const base = scope.tx
     .selectFrom('accounts')
-    .select(['id', 'kind', 'staff_role', 'display_name', 'email', 'mfa_enabled_at', 'created_at'])
+    .select(['id', 'kind', 'staff_role', 'display_name'])
     .where('kind', '<>', 'patient')
     .where('disabled_at', 'is', null)
-    .orderBy('display_name')
-    .execute();
-  scope.audit({ action: 'staff.list', objectType: 'account', details: { count: rows.length } });
-  return rows.map((r) => ({
+    .orderBy('display_name');
+  const detailed = seesAccountDetails(scope);
+  const summary = (r: { id: string; kind: string; staff_role: string | null; display_name: string }) => ({
     id: r.id,
     kind: r.kind as 'clinician' | 'staff',
     role: (r.staff_role ?? 'clinician') as StaffRoleName,
     displayName: r.display_name,
-    email: r.email,
-    mfaEnabled: r.mfa_enabled_at !== null,
-    createdAt: r.created_at.toISOString(),
-  }));
+  });
+  // Only what the caller may see is even read.
+  const staff = detailed
+    ? (await base.select(['email', 'mfa_enabled_at', 'created_at']).execute()).map((r) => ({
+        ...summary(r),
+        email: r.email,
+        mfaEnabled: r.mfa_enabled_at !== null,
+        createdAt: r.created_at.toISOString(),
+      }))
+    : (await base.execute()).map(summary);
+  scope.audit({ action: 'staff.list', objectType: 'account', details: { count: staff.length, detailed } });
+  return staff;
 }

@@ -15,20 +15,26 @@ export function StaffList({ caption, selfId }: StaffListProps) {
   const { result, reload } = useApi(listStaff);
   return (
     <LoadedContent result={result} what={caption.toLowerCase()} onRetry={reload}>
-      {({ staff }) =>
-        staff.length === 0 ? (
+      {({ staff }) => {
+        // Account details come only to those who look after accounts (the manager, the DPO).
+        const detailed = staff.some((m) => m.email !== undefined);
+        return staff.length === 0 ? (
           <p className="empty-state">No staff accounts yet.</p>
         ) : (
           <div className="table-scroll" role="region" aria-label={caption} tabIndex={0}>
-            <table className="table">
+            <table className="table table--cards">
               <caption className="visually-hidden">{caption}</caption>
               <thead>
                 <tr>
                   <th scope="col">Name</th>
-                  <th scope="col">Email</th>
+                  {detailed ? <th scope="col">Email</th> : null}
                   <th scope="col">Role</th>
-                  <th scope="col">Two-step verification</th>
-                  <th scope="col">Account created</th>
+                  {detailed ? (
+                    <>
+                      <th scope="col">Two-step verification</th>
+                      <th scope="col">Account created</th>
+                    </>
+                  ) : null}
                 </tr>
               </thead>
               <tbody>
@@ -38,25 +44,31 @@ export function StaffList({ caption, selfId }: StaffListProps) {
                       {member.displayName}
                       {member.id === selfId ? <span className="muted"> (you)</span> : null}
                     </th>
-                    <td className="break">{member.email}</td>
-                    <td>{roleLabel(member.role)}</td>
-                    <td>
-                      {member.mfaEnabled ? (
-                        <span className="tag tag--green">Enabled</span>
-                      ) : (
-                        <span className="tag tag--red">Not set up</span>
-                      )}
-                    </td>
-                    <td>
-                      <LocalTime iso={member.createdAt} />
-                    </td>
+                    {detailed ? (
+                      <td className="break" data-label="Email">
+                        {member.email}
+                      </td>
+                    ) : null}
+                    <td data-label="Role">{roleLabel(member.role)}</td>
+                    {detailed ? (
+                      <>
+                        <td data-label="Two-step verification">
+                          {member.mfaEnabled ? (
+                            <span className="tag tag--green">Enabled</span>
+                          ) : (
+                            <span className="tag tag--red">Not set up</span>
+                          )}
+                        </td>
+                        <td data-label="Account created">{member.createdAt ? <LocalTime iso={member.createdAt} /> : null}</td>
+                      </>
+                    ) : null}
                   </tr>
                 ))}
               </tbody>
             </table>
           </div>
-        )
-      }
+        );
+      }}
     </LoadedContent>
   );
 }
