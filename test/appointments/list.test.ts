@@ -124,6 +124,6 @@ describe('my appointments, with a long history', () => {
     const p = await newPatient(service);
     const res = await p.client.get('/api/appointments');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ upcoming: [], past: [] });
+    expect(res.body).toEqual({ upcoming: [], past: [], maxUpcoming: 2 });
   });
 });
