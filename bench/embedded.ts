@@ -51,7 +51,7 @@ async function openClinicianAllWeek(service: Service): Promise<string> {
   const password = 'quiet-river-stone-lamp-91';
   const secret = newTotpSecret();
   const { id } = await service.deps.scopes.system('bench: users add', { requestId: `bench-${process.pid}`, clientIp: null, userAgent: 'confidant-bench' }, (scope) =>
-    createStaffAccount(scope, { email, displayName: 'Bench GP', role: 'clinician', password, mfaSecret: secret }),
+    createStaffAccount(scope, { email, displayName: 'Bench GP', role: 'clinician', password, mfa: { secret, box: service.deps.identity.mfaSecrets } }),
   );
   let cookie: string | undefined;
   let csrf = 'none';

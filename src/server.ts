@@ -13,6 +13,7 @@ import { SignallingHub } from './modules/consultations/signalling-hub';
 import { SESSION_CHANNEL, SessionDirectory } from './modules/identity/sessions';
 import { createLocalBlobStore } from './modules/recordings/blob-store';
 import { RecordingFinaliser } from './modules/recordings/finaliser';
+import { mfaSecretBox, sealPlainMfaSecrets } from './modules/identity/mfa-secrets';
 import { ensureMasterKeyFile, readMasterKeyFile } from './modules/recordings/recording-keys';
 import type { RecordingDeps } from './modules/recordings/recordings';
 import { Readiness } from './modules/health/readiness';
@@ -142,6 +143,10 @@ export async function createService(
   const rec = config.recordings;
   // Recordings are sealed under this key; production must be given one (config refuses otherwise).
   const masterKey = rec.createMasterKeyIfMissing ? await ensureMasterKeyFile(rec.masterKeyFile) : await readMasterKeyFile(rec.masterKeyFile);
+  // Authenticator secrets are sealed under the same master key; rows from before are sealed now.
+  const mfaSecrets = mfaSecretBox(masterKey);
+  const sealed = await sealPlainMfaSecrets(scopes, mfaSecrets, { requestId: 'startup', clientIp: null, userAgent: null });
+  if (sealed > 0) logger.info({ accounts: sealed }, 'authenticator secrets stored in plain text have been sealed');
   const finaliser = new RecordingFinaliser(scopes, logger);
   const hub = new SignallingHub(config.consultations.signalPingMs);
   const blobs = createLocalBlobStore(rec.blobDir);
@@ -177,7 +182,7 @@ export async function createService(
     config,
     scopes,
     sessions,
-    identity: { scopes, sessions, issuer: config.clinicName, registrationsPerAddress: config.registrationsPerAddress },
+    identity: { scopes, sessions, issuer: config.clinicName, registrationsPerAddress: config.registrationsPerAddress, mfaSecrets },
     consultations: {
       hub,
       iceServersFor: (accountId) => iceServersFor(iceSettings, accountId),

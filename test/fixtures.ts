@@ -56,7 +56,7 @@ export async function newStaff(service: TestService, role: StaffRoleName): Promi
   const secret = newTotpSecret();
   const password = GOOD_PASSWORD;
   const { id } = await service.deps.scopes.system('test fixture', { requestId: 'test', clientIp: null, userAgent: null }, (scope) =>
-    createStaffAccount(scope, { email, displayName: `Test ${role}`, role, password, mfaSecret: secret }),
+    createStaffAccount(scope, { email, displayName: `Test ${role}`, role, password, mfa: { secret, box: service.deps.identity.mfaSecrets } }),
   );
   const client = service.client();
   const signIn = await client.post('/api/auth/sign-in', { email, password });

@@ -82,9 +82,9 @@ async function main() {
     port,
     {
       'create-staff': async (arg) => {
-        const a = arg as { email: string; displayName: string; role: StaffRoleName; password: string; mfaSecret: string };
+        const { mfaSecret, ...a } = arg as { email: string; displayName: string; role: StaffRoleName; password: string; mfaSecret: string };
         return service.deps.scopes.system('bench: users add', { requestId: `bench-${process.pid}`, clientIp: null, userAgent: 'confidant-bench' }, (scope) =>
-          createStaffAccount(scope, a),
+          createStaffAccount(scope, { ...a, mfa: { secret: mfaSecret, box: service.deps.identity.mfaSecrets } }),
         );
       },
       'profile-start': async () => {

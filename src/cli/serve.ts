@@ -9,7 +9,7 @@ export async function seedDemo(service: Pick<Service, 'config' | 'deps'>) {
   const { created } = await service.deps.scopes.system(
     'demo clinic seed',
     { requestId: 'startup', clientIp: null, userAgent: null },
-    (scope) => seedDemoClinic(scope, service.config.clinic),
+    (scope) => seedDemoClinic(scope, service.config.clinic, service.deps.identity.mfaSecrets),
   );
   const replays = await seedDemoReplays(service.deps.scopes, service.deps.recordings);
   return { created, replays };

@@ -2,11 +2,12 @@ import type { Scope } from '../access/scope';
 import type { Config } from '../config';
 import { addDays, localParts, zonedToUtc } from '../modules/appointments/clinic-time';
 import { hashPassword } from '../modules/identity/passwords';
+import type { MfaSecretBox } from '../modules/identity/mfa-secrets';
 import { createStaffAccount } from '../modules/identity/staff-accounts';
 import { DEMO_PEOPLE } from './demo-clinic';
 
 /** Idempotent: people already present are left as they are. Runs in a system scope. */
-export async function seedDemoClinic(scope: Scope, clinic: Config['clinic']): Promise<{ created: number }> {
+export async function seedDemoClinic(scope: Scope, clinic: Config['clinic'], mfaSecrets: MfaSecretBox): Promise<{ created: number }> {
   if (scope.principal.kind !== 'system') throw new Error('demo seeding needs a system scope');
   const existing = new Set(
     (await scope.tx.selectFrom('accounts').select('email').where('email', 'in', DEMO_PEOPLE.map((p) => p.email)).execute()).map((r) => r.email),
@@ -36,7 +37,7 @@ export async function seedDemoClinic(scope: Scope, clinic: Config['clinic']): Pr
         displayName: person.displayName,
         role: person.role,
         password: person.password,
-        ...(person.totpSecret ? { mfaSecret: person.totpSecret } : {}),
+        ...(person.totpSecret ? { mfa: { secret: person.totpSecret, box: mfaSecrets } } : {}),
       });
     }
   }

@@ -125,7 +125,7 @@ const callers: { name: string; client: TestClient; permissions: string[] }[] = [
 async function pendingMfaStaff(): Promise<TestClient> {
   const email = uniqueEmail('pending');
   await service.deps.scopes.system('test fixture', { requestId: 'test', clientIp: null, userAgent: null }, (scope) =>
-    createStaffAccount(scope, { email, displayName: 'Pending Dpo', role: 'dpo', password: GOOD_PASSWORD, mfaSecret: newTotpSecret() }),
+    createStaffAccount(scope, { email, displayName: 'Pending Dpo', role: 'dpo', password: GOOD_PASSWORD, mfa: { secret: newTotpSecret(), box: service.deps.identity.mfaSecrets } }),
   );
   const client = service.client();
   const res = await client.post('/api/auth/sign-in', { email, password: GOOD_PASSWORD });

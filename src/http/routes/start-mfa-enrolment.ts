@@ -10,5 +10,5 @@ export const startMfaEnrolment = defineRoute({
   access: { permission: 'mfa.enrol' },
   response: MfaEnrolment,
   egress: 'none',
-  handler: async ({ scope, deps }) => start(scope, deps.identity.issuer),
+  handler: async ({ scope, deps }) => start(scope, deps.identity),
 });

@@ -14,15 +14,19 @@ function patientOf(p: AuthenticatedPrincipal): string | null {
 }
 
 /** Starts TOTP enrolment: a new secret, held as pending until a code proves the app has it. */
-export async function startMfaEnrolment(scope: Scope, issuer: string) {
+export async function startMfaEnrolment(scope: Scope, identity: Pick<IdentityDeps, 'issuer' | 'mfaSecrets'>) {
   const p = scope.principal as AuthenticatedPrincipal;
   const account = await findOwnAccount(scope.tx, p.accountId);
   if (!account) throw new AppError('not_found', 'Not found');
   if (account.mfa_enabled_at) throw new AppError('mfa_already_enabled', 'Two-step sign-in is already set up for this account.');
   const secret = newTotpSecret();
-  await scope.tx.updateTable('account_credentials').set({ mfa_pending_secret: secret }).where('account_id', '=', p.accountId).execute();
+  await scope.tx
+    .updateTable('account_credentials')
+    .set({ mfa_pending_secret: identity.mfaSecrets.seal(p.accountId, 'pending', secret) })
+    .where('account_id', '=', p.accountId)
+    .execute();
   scope.audit({ action: 'mfa.enrol_start', objectType: 'account', objectId: p.accountId, patientId: patientOf(p) });
-  const uri = otpauthUri(secret, account.email, issuer);
+  const uri = otpauthUri(secret, account.email, identity.issuer);
   return { secret, otpauthUri: uri, qrSvg: await qrSvg(uri) };
 }
 
@@ -39,8 +43,9 @@ export async function confirmMfaEnrolment(
     const account = await findOwnAccount(scope.tx, principal.accountId);
     if (!creds || !account) throw new AppError('not_found', 'Not found');
     if (account.mfa_enabled_at) throw new AppError('mfa_already_enabled', 'Two-step sign-in is already set up for this account.');
-    if (!creds.mfa_pending_secret) throw new AppError('bad_request', 'Start setting up two-step sign-in first.');
-    const step = matchTotpStep(creds.mfa_pending_secret, code);
+    const pending = creds.mfa_pending_secret ? deps.mfaSecrets.open(principal.accountId, 'pending', creds.mfa_pending_secret) : null;
+    if (!pending) throw new AppError('bad_request', 'Start setting up two-step sign-in first.');
+    const step = matchTotpStep(pending, code);
     if (step === null) {
       scope.audit({ action: 'mfa.enrol_confirm', outcome: 'failure', objectType: 'account', objectId: principal.accountId, patientId: patientOf(principal) });
       return null;
@@ -57,7 +62,7 @@ export async function confirmMfaEnrolment(
     if (!enabled) throw new AppError('mfa_already_enabled', 'Two-step sign-in is already set up for this account.');
     await scope.tx
       .updateTable('account_credentials')
-      .set({ mfa_secret: creds.mfa_pending_secret, mfa_pending_secret: null, mfa_last_step: step })
+      .set({ mfa_secret: deps.mfaSecrets.seal(principal.accountId, 'active', pending), mfa_pending_secret: null, mfa_last_step: step })
       .where('account_id', '=', principal.accountId)
       .execute();
     await scope.tx.deleteFrom('mfa_recovery_codes').where('account_id', '=', principal.accountId).execute();

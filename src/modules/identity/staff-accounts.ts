@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Scope } from '../../access/scope';
 import { isUniqueViolation } from '../../db';
 import { AppError } from '../../errors';
+import type { MfaSecretBox } from './mfa-secrets';
 import { assertAcceptablePassword, hashPassword } from './passwords';
 
 export type StaffRoleName = 'clinician' | 'dpo' | 'admin';
@@ -15,7 +16,15 @@ export function generateInitialPassword(): string {
 /** Operator work (system scope): staff must enrol TOTP at their first sign-in. */
 export async function createStaffAccount(
   scope: Scope,
-  input: { email: string; displayName: string; role: StaffRoleName; password: string; mfaSecret?: string; mfaRequired?: boolean },
+  input: {
+    email: string;
+    displayName: string;
+    role: StaffRoleName;
+    password: string;
+    /** An authenticator secret already shared with the person (demo and tests), sealed by `box`. */
+    mfa?: { secret: string; box: MfaSecretBox };
+    mfaRequired?: boolean;
+  },
 ): Promise<{ id: string }> {
   if (scope.principal.kind !== 'system') throw new AppError('not_found', 'Not found');
   assertAcceptablePassword(input.password, [input.displayName, input.email.split('@')[0] ?? '']);
@@ -31,7 +40,7 @@ export async function createStaffAccount(
         email: input.email.toLowerCase(),
         display_name: input.displayName,
         mfa_required: input.mfaRequired ?? true,
-        mfa_enabled_at: input.mfaSecret ? new Date() : null,
+        mfa_enabled_at: input.mfa ? new Date() : null,
       })
       .execute();
   } catch (err) {
@@ -40,7 +49,7 @@ export async function createStaffAccount(
   }
   await scope.tx
     .insertInto('account_credentials')
-    .values({ account_id: id, password_hash: hash, mfa_secret: input.mfaSecret ?? null })
+    .values({ account_id: id, password_hash: hash, mfa_secret: input.mfa ? input.mfa.box.seal(id, 'active', input.mfa.secret) : null })
     .execute();
   scope.audit({ action: 'staff.create', objectType: 'account', objectId: id, details: { role: input.role } });
   return { id };

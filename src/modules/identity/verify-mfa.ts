@@ -15,8 +15,9 @@ export async function verifyMfa(deps: IdentityDeps, principal: Pending, request:
   const result = await deps.scopes.run(principal, request, async (scope) => {
     const creds = await findOwnCredentials(scope.tx, principal.accountId);
     let method: 'totp' | 'recovery_code' | null = null;
-    if (creds?.mfa_secret) {
-      const step = matchTotpStep(creds.mfa_secret, code);
+    const secret = creds?.mfa_secret ? deps.mfaSecrets.open(principal.accountId, 'active', creds.mfa_secret) : null;
+    if (creds && secret) {
+      const step = matchTotpStep(secret, code);
       if (step !== null && step > (creds.mfa_last_step ?? -1)) {
         // Claimed with a condition, not read-then-write: of two requests with the same code
         // at once, the second waits for the first's row lock and then matches nothing.
