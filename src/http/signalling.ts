@@ -35,6 +35,17 @@ const PERMISSION = 'consultation.signal' as const;
  * and the server sends WebSocket pings of its own, which browsers answer however they throttle a
  * background tab's timers.
  */
+/** The audit trail's name for each close the server makes with a code (see SignalClose). */
+const CLOSE_REASONS: Record<number, string> = {
+  [SignalClose.unauthenticated]: 'session_ended',
+  [SignalClose.notFound]: 'not_member',
+  [SignalClose.ended]: 'consultation_ended',
+  [SignalClose.badMessage]: 'bad_message',
+  [SignalClose.tooMuch]: 'too_many_messages',
+  [SignalClose.replaced]: 'replaced_by_newer_connection',
+  [SignalClose.shuttingDown]: 'server_shutting_down',
+};
+
 export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Promise<void> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   const stopCounting = deps.metrics.observeGauge('signallingSocketsOpen', () => wss.clients.size);
@@ -105,9 +116,16 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
         if (ws.readyState !== ws.OPEN) return;
         ws.send(JSON.stringify(m));
       },
-      close: (code, reason) => ws.close(code, reason),
+      close: (code, reason) => drop(CLOSE_REASONS[code] ?? 'closed_by_server', code, reason),
     };
     tokens.set(peer, admitted.token);
+    // Why the server dropped this socket, for the audit trail (unset: the client went).
+    let dropReason: string | undefined;
+    function drop(why: string, code?: number, text?: string) {
+      dropReason ??= why;
+      if (code === undefined) ws.terminate();
+      else ws.close(code, text);
+    }
     let windowStart = Date.now();
     let count = 0;
     let queue = Promise.resolve();
@@ -117,7 +135,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     // handshake would wait for an answer that will not come); the hub then updates presence.
     const liveness = setInterval(() => {
       const silentMs = Date.now() - heardAt;
-      if (silentMs > SILENT_INTERVALS * pingMs) ws.terminate();
+      if (silentMs > SILENT_INTERVALS * pingMs) drop('silent');
       else if (silentMs >= pingMs && ws.readyState === ws.OPEN) ws.ping();
     }, pingMs / 2);
     liveness.unref();
@@ -128,7 +146,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
       // Handled one after another, so relayed messages keep their order.
       queue = queue.then(() => onMessage(data as Buffer, isBinary)).catch((err: Error) => {
         deps.logger.error({ errName: err.name }, 'signalling message failed');
-        ws.close(1011, 'internal error');
+        drop('internal_error', 1011, 'internal error');
       });
     });
 
@@ -138,38 +156,40 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
         windowStart = now;
         count = 0;
       }
-      if (++count > RATE.messages) return ws.close(SignalClose.tooMuch, 'too many messages');
-      if (isBinary) return ws.close(SignalClose.badMessage, 'text messages only');
+      if (++count > RATE.messages) return drop('too_many_messages', SignalClose.tooMuch, 'too many messages');
+      if (isBinary) return drop('binary_message', SignalClose.badMessage, 'text messages only');
       let parsed: ClientSignal;
       try {
         const r = ClientSignal.safeParse(JSON.parse(data.toString('utf8')));
-        if (!r.success) return ws.close(SignalClose.badMessage, 'message not understood');
+        if (!r.success) return drop('bad_message', SignalClose.badMessage, 'message not understood');
         parsed = r.data;
       } catch {
-        return ws.close(SignalClose.badMessage, 'message not understood');
+        return drop('bad_message', SignalClose.badMessage, 'message not understood');
       }
       // The session is checked on every message (cached for seconds; a revocation clears it at once).
       const session = await deps.sessions.authenticate(admitted.token, request);
       if (!session || session.principal.accountId !== peer.accountId || session.principal.sessionId !== peer.sessionId) {
-        return ws.close(SignalClose.unauthenticated, 'session ended');
+        return drop('session_ended', SignalClose.unauthenticated, 'session ended');
       }
       if (parsed.type === 'ping') return peer.send({ type: 'pong' });
       const outcome = hub.relay(peer, parsed);
-      if (outcome === 'not_member') return ws.close(SignalClose.notFound, 'not found');
-      if (outcome === 'ended') return ws.close(SignalClose.ended, 'the consultation has ended');
+      if (outcome === 'not_member') return drop('not_member', SignalClose.notFound, 'not found');
+      if (outcome === 'ended') return drop('consultation_ended', SignalClose.ended, 'the consultation has ended');
     }
 
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       clearInterval(liveness);
+      // The server's own reason, or what the client's close says: a clean close, or the line lost.
+      const reason = dropReason ?? (code === 1000 || code === 1001 ? 'client_closed' : 'connection_lost');
       tokens.delete(peer);
       hub.detach(peer);
       deps.scopes
         .run(admitted.principal, request, async (scope) =>
-          scope.audit({ action: 'consultation.disconnect', objectType: 'consultation', objectId: consultationId, patientId: admitted.patientId, details: { as: admitted.role } }),
+          scope.audit({ action: 'consultation.disconnect', objectType: 'consultation', objectId: consultationId, patientId: admitted.patientId, details: { as: admitted.role, reason, code } }),
         )
         .catch((err: Error) => deps.logger.error({ errName: err.name }, 'could not audit a disconnect'));
     });
-    ws.on('error', () => ws.terminate());
+    ws.on('error', () => drop('socket_error'));
 
     hub.attach(peer, { patientId: admitted.patientId, clinicianId: admitted.clinicianId });
   }

@@ -24,6 +24,20 @@ afterAll(async () => {
   await service?.close();
 });
 
+/** What the audit trail recorded for each socket of a consultation that was dropped (it is written just after the close). */
+async function disconnectReasons(on: TestService, consultationId: string, count = 1) {
+  let found: unknown[] = [];
+  for (let i = 0; i < 50; i++) {
+    const events = await latestAuditEvents(on, 200);
+    found = events
+      .filter((e) => e.action === 'consultation.disconnect' && e.object_id === consultationId)
+      .map((e) => (typeof e.details === 'string' ? JSON.parse(e.details) : e.details));
+    if (found.length >= count) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return found;
+}
+
 interface Conn {
   ws: WebSocket;
   messages: ServerSignal[];
@@ -157,6 +171,11 @@ describe('signalling', () => {
     await gp.next('welcome');
     gp.ws.send(JSON.stringify({ type: 'signal', data: { kind: 'offer', sdp: 'x', to: 'someone-else' } }));
     expect((await gp.closed).code).toBe(4400);
+    // The audit trail says why each socket was dropped.
+    expect(await disconnectReasons(service, own.consultationId, 2)).toEqual(expect.arrayContaining([
+      { as: 'patient', reason: 'session_ended', code: 4401 },
+      { as: 'clinician', reason: 'bad_message', code: 4400 },
+    ]));
   });
 
   it('closes both sides when the consultation ends, and refuses to reconnect', async () => {
@@ -165,6 +184,16 @@ describe('signalling', () => {
     await own.gp.client.post(`/api/consultations/${own.consultationId}/end`);
     expect((await patient.closed).code).toBe(4409);
     expect(await open(own.patient.client, own.consultationId)).toEqual({ refused: 409 });
+    expect(await disconnectReasons(service, own.consultationId)).toEqual([{ as: 'patient', reason: 'consultation_ended', code: 4409 }]);
+  });
+
+  it('records a socket the client closes itself as closed by the client', async () => {
+    const own = await liveConsultation(service);
+    const patient = await connect(own.patient.client, own.consultationId);
+    await patient.next('welcome');
+    patient.ws.close(1000);
+    await patient.closed;
+    expect(await disconnectReasons(service, own.consultationId)).toEqual([{ as: 'patient', reason: 'client_closed', code: 1000 }]);
   });
 });
 
@@ -203,6 +232,7 @@ describe('signalling liveness', () => {
     // The GP's page is told she has gone, and the hub agrees.
     expect(await gp.next('presence')).toMatchObject({ presence: { patient: false, clinician: true } });
     expect(quick.deps.consultations.hub.presence(own.consultationId)).toEqual({ patient: false, clinician: true });
+    expect(await disconnectReasons(quick, own.consultationId)).toEqual([{ as: 'patient', reason: 'silent', code: 1006 }]);
 
     // The GP's socket, quiet for longer than that but answering pings, is still open and working.
     expect(gp.ws.readyState).toBe(WebSocket.OPEN);
