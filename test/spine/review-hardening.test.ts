@@ -45,6 +45,35 @@ describe('the audit chain head follows real rows only', () => {
   });
 });
 
+describe('the audit chain cannot be steered from a transaction', () => {
+  it('ignores a carried tail set by the caller: the next events link to the real chain', async () => {
+    await service.deps.scopes.system('test', { requestId: 't', clientIp: null, userAgent: null }, async (s) => s.audit({ action: 'test.before-forgery' }));
+    const head = async () =>
+      (await sql<{ seq: string; hash: Buffer }>`select seq::text as seq, hash from audit_events order by audit_events.seq desc limit 1`.execute(service.db.owner)).rows[0]!;
+    const before = await head();
+    await service.db.transaction(system, async (tx) => {
+      const xid = (await sql<{ x: string }>`select txid_current()::text as x`.execute(tx)).rows[0]!.x;
+      // A made-up predecessor far ahead of the real head, as the old carried tail would have trusted.
+      await sql`select set_config('confidant.audit_tail', ${`${xid}:${Number(before.seq) + 1000}:${'ab'.repeat(32)}`}, true)`.execute(tx);
+      await sql`insert into audit_events (actor_kind, action, outcome) values ('system', 'test.forged-1', 'success'), ('system', 'test.forged-2', 'success')`.execute(tx);
+    });
+    const all = (
+      await sql<{ seq: string; action: string; prev_hash: Buffer; hash: Buffer }>`select seq::text as seq, action, prev_hash, hash from audit_events where audit_events.seq >= ${before.seq}::bigint order by audit_events.seq`.execute(
+        service.db.owner,
+      )
+    ).rows;
+    // Each event links to the one just before it, the forged ones included (other work may interleave).
+    for (let i = 1; i < all.length; i++) {
+      expect(Number(all[i]!.seq)).toBe(Number(all[i - 1]!.seq) + 1);
+      expect(Buffer.from(all[i]!.prev_hash).equals(Buffer.from(all[i - 1]!.hash))).toBe(true);
+    }
+    const forged = all.filter((r) => r.action.startsWith('test.forged-'));
+    expect(forged.map((r) => r.action)).toEqual(['test.forged-1', 'test.forged-2']);
+    expect(Number(forged[0]!.seq)).toBeLessThan(Number(before.seq) + 1000);
+    expect((await service.db.transaction(system, (tx) => verifyAuditChain(tx))).ok).toBe(true);
+  });
+});
+
 describe('appointments: a clinician cannot create a link to a patient', () => {
   it('refuses a booking written by a clinician, and any change of an appointment’s parties', async () => {
     const victim = await newPatient(service);
