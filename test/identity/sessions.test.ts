@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshDatabase, startTestService, testConfig, type TestClient, type TestService } from '../harness';
+import { sql } from '../../src/db';
+import { freshDatabase, onPostgres, startTestService, testConfig, type TestClient, type TestService } from '../harness';
+import { withAdmin } from '../pg-admin';
 import { dataCounts, latestAuditEvents, newPatient, type PatientHandle } from '../fixtures';
+import type { Scopes } from '../../src/access/scope';
+import { revokeSessions } from '../../src/modules/identity/identity-repo';
+import { SessionDirectory } from '../../src/modules/identity/sessions';
 
 let service: TestService;
 beforeAll(async () => {
@@ -86,6 +91,47 @@ describe('session cookies', () => {
     } finally {
       await deaf.close();
     }
+  });
+
+  it('does not cache a session it read just before a revocation landed', async () => {
+    const p = await newPatient(service);
+    const token = decodeURIComponent(/(?:^|;\s*)confidant_session=([^;]+)/.exec(p.client.cookie ?? '')![1]!);
+    const request = { requestId: 'test', clientIp: null, userAgent: null };
+    let directory: SessionDirectory | undefined;
+    let revokeOnce = true;
+    // The real lookup; right after it has read the session, the session is revoked and the
+    // revocation announced, before the answer reaches the cache (the window a generation closes).
+    const scopes: Scopes = {
+      ...service.deps.scopes,
+      run: async (principal, req, fn, opts) => {
+        const out = await service.deps.scopes.run(principal, req, fn, opts);
+        if (revokeOnce) {
+          revokeOnce = false;
+          await service.deps.scopes.system('test: revoke mid-lookup', request, (scope) => revokeSessions(scope.tx, p.id, 'test'));
+          directory!.forget({ accountId: p.id, sessionIds: 'all' });
+        }
+        return out;
+      },
+    };
+    directory = new SessionDirectory(scopes, service.deps.sessions.policy);
+    // The lookup's own answer stands (it read the session before the revocation)...
+    expect(await directory.authenticate(token, request)).not.toBeNull();
+    // ...but it was not cached: the next request asks the database, which says revoked.
+    expect(await directory.authenticate(token, request)).toBeNull();
+  });
+
+  it.runIf(onPostgres)('forgets every cached session when the revocation channel comes back (what was sent meanwhile is lost)', async () => {
+    const p = await newPatient(service);
+    const stolen = copyOf(service, p.client);
+    expect((await stolen.get('/api/profile')).status).toBe(200); // cached now
+    const database = (await sql<{ d: string }>`select current_database() as d`.execute(service.db.owner)).rows[0]!.d;
+    await withAdmin((c) =>
+      c.query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'confidant-listen'", [database]),
+    );
+    // Revoked while nobody listens, with no notification at all: only the reconnect can tell.
+    await sql`update sessions set revoked_at = now(), revoked_reason = 'test' where account_id = ${p.id}`.execute(service.db.owner);
+    // Well inside the cache's 10 s lifetime: the subscription reconnects (0.25 s) and clears it.
+    await expect.poll(async () => (await stolen.get('/api/profile')).status, { timeout: 5_000, interval: 100 }).toBe(401);
   });
 
   it('records the revocation and audits the sign-out', async () => {

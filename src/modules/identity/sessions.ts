@@ -41,6 +41,12 @@ interface CacheEntry {
  */
 export class SessionDirectory {
   private readonly cache = new Map<string, CacheEntry>();
+  /**
+   * Moves on at every revocation (and clear). A lookup that was under way when one arrived does
+   * not cache what it read: it may have read the session just before the revocation committed,
+   * and caching it would keep a revoked session alive for the cache's lifetime.
+   */
+  private generation = 0;
 
   constructor(
     private readonly scopes: Scopes,
@@ -65,6 +71,7 @@ export class SessionDirectory {
     }
     const tokenHash = hashSessionToken(token);
     const idleSeconds = Math.floor(this.policy.idleMs / 1000);
+    const startedAt = this.generation;
     const row = await this.scopes
       .run({ kind: 'anonymous' }, request, (scope) => resolveSessionByHash(scope.tx, tokenHash, idleSeconds))
       .catch((err: unknown) => {
@@ -80,6 +87,8 @@ export class SessionDirectory {
       expiresAt: new Date(row.absolute_expires_at),
       token,
     };
+    // Answered from the database as it was; cached only if no revocation arrived meanwhile.
+    if (startedAt !== this.generation) return session;
     if (this.cache.size >= this.maxEntries) this.cache.clear();
     this.cache.set(key, { session, accountId: row.account_id, fetchedAt: now, lastActivity: now });
     return session;
@@ -87,6 +96,7 @@ export class SessionDirectory {
 
   /** Called for every revocation message, local or from another process. */
   forget(message: { accountId: string; sessionIds: string[] | 'all' }) {
+    this.generation++;
     for (const [key, entry] of this.cache) {
       if (entry.accountId !== message.accountId) continue;
       if (message.sessionIds === 'all' || message.sessionIds.includes(entry.session.principal.sessionId)) {
@@ -96,6 +106,7 @@ export class SessionDirectory {
   }
 
   clear() {
+    this.generation++;
     this.cache.clear();
   }
 }
