@@ -202,18 +202,26 @@ export function createLocalBlobStore(root: string): BlobStore {
       const open: { promise: Promise<OpenFile>; overtaken: boolean; waiters: number } = { promise: openFile(name), overtaken: false, waiters: 0 };
       pending = open;
       // Everyone waiting is counted as a reader the moment the file is open, so that nothing (a
-      // retire, an idle close) can close it before they have it.
-      open.promise = open.promise.then((entry) => {
-        entry.readers = open.waiters;
-        if (open.overtaken) entry.retired = true;
-        else files.set(name, entry);
-        return entry;
-      });
-      opening.set(name, open);
+      // retire, an idle close) can close it before they have it. In the same step the open stops
+      // taking waiters: one that joined after this count (another chain's microtask running before
+      // a separate clean-up) would hold the file uncounted, and it could close under it.
       const done = () => {
         if (opening.get(name) === open) opening.delete(name);
       };
-      open.promise.then(done, done);
+      open.promise = open.promise.then(
+        (entry) => {
+          done();
+          entry.readers = open.waiters;
+          if (open.overtaken) entry.retired = true;
+          else files.set(name, entry);
+          return entry;
+        },
+        (err: unknown) => {
+          done();
+          throw err;
+        },
+      );
+      opening.set(name, open);
     }
     pending.waiters++;
     return pending.promise;
