@@ -111,8 +111,9 @@ export async function createService(
     const unsafe = role.superuser || role.bypassRls || role.ownsTables > 0;
     if (unsafe) {
       const msg = `the service connects as "${role.sessionUser}", which ${role.superuser ? 'is a superuser' : role.bypassRls ? 'can bypass row-level security' : 'owns tables'}; use a role that owns nothing (see README, "PostgreSQL")`;
-      if (config.mode === 'production') throw new Error(msg);
-      logger.warn(`${msg}. Every transaction still switches to ${config.serviceRole}, so RLS applies, but fix this before production.`);
+      // In development too: a statement that ever ran outside a transaction's role switch would
+      // run as that role, and the owner's own policies admit everything (USING (true)).
+      throw new Error(msg);
     }
   }
   const metrics = createMetrics({ processMetrics: config.metrics.port !== undefined });

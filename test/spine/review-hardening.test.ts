@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../src/audit/verify';
 import { ConfigError, loadConfig } from '../../src/config';
 import { sql } from '../../src/db';
-import { startTestService, type TestService } from '../harness';
+import { openDatabase } from '../../src/db';
+import { createService } from '../../src/server';
+import { onPostgres, startTestService, testConfig, type TestService } from '../harness';
+import { OWNER_ROLE, SERVICE_ROLE, urlFor } from '../pg-admin';
 import { newPatient, newStaff, uniqueEmail } from '../fixtures';
 
 // Each case reproduces a finding of the security review and shows it closed.
@@ -144,5 +147,20 @@ describe('production mode', () => {
 
   it('refuses production without a recording master key file (no key is ever made up there)', () => {
     expect(() => loadConfig({ CONFIDANT_MODE: 'production', DATABASE_URL: 'postgres://app@db/confidant' })).toThrow(/RECORDING_MASTER_KEY_FILE/);
+  });
+});
+
+describe('the role requests run as', () => {
+  // Development included: the owner's own policies admit everything, so a statement that ever ran
+  // outside a transaction's switch to the service role would see every patient.
+  it.runIf(onPostgres)('refuses to start, in development too, when the service connects as the owner of the tables', async () => {
+    const name = (await sql<{ d: string }>`select current_database() as d`.execute(service.db.owner)).rows[0]!.d;
+    const asOwner = await openDatabase({ kind: 'postgres', url: urlFor(OWNER_ROLE, name), ownerUrl: urlFor(OWNER_ROLE, name), poolSize: 2, serviceRole: SERVICE_ROLE });
+    try {
+      const config = testConfig({ CONFIDANT_MODE: 'development' });
+      await expect(createService(config, { db: asOwner, webRoot: '/nonexistent-web-root', sweepRecordings: false })).rejects.toThrow(/owns tables/);
+    } finally {
+      await asOwner.close();
+    }
   });
 });
