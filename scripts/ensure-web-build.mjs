@@ -15,7 +15,8 @@ function newest(dir) {
   return t;
 }
 
-if (!existsSync(out) || newest(path.join(root, 'web')) > statSync(out).mtimeMs) {
+// The web app also takes its API types and the signalling close codes from src/contracts.
+if (!existsSync(out) || Math.max(newest(path.join(root, 'web')), newest(path.join(root, 'src/contracts'))) > statSync(out).mtimeMs) {
   console.log('Building the web app…');
   const r = spawnSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);

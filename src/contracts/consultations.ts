@@ -149,13 +149,4 @@ export type ServerSignal =
   | { type: 'pong' }
   | { type: 'error'; code: string; message: string };
 
-/** WebSocket close codes (4000–4999 are the application's). */
-export const SignalClose = {
-  unauthenticated: 4401,
-  notFound: 4404,
-  ended: 4409,
-  badMessage: 4400,
-  tooMuch: 4429,
-  replaced: 4000,
-  shuttingDown: 1001,
-} as const;
+export { SignalClose } from './signal-close';

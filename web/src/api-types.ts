@@ -1,375 +1,99 @@
-// Response shapes of the Confidant API, kept here so the web app never imports server code.
+// The API's shapes, inferred from the zod contracts the server checks them with, so the two cannot
+// drift. Type imports only: they are erased, and neither zod nor server code reaches the bundle
+// (test/spine/web-types.test.ts keeps it so). Answers are the schemas' output; request bodies are
+// their input (what the server accepts before defaults and trimming).
+import type { z } from 'zod';
+import type * as appointments from '../../src/contracts/appointments';
+import type * as auth from '../../src/contracts/auth';
+import type * as common from '../../src/contracts/common';
+import type * as consultations from '../../src/contracts/consultations';
+import type * as profile from '../../src/contracts/profile';
+import type * as staff from '../../src/contracts/staff';
 
-export type AccountKind = 'patient' | 'clinician' | 'staff';
-export type StaffRole = 'dpo' | 'admin';
-export type SessionStage = 'full' | 'mfa' | 'enrol';
+// Sign-in and accounts
 
-export interface Account {
-  id: string;
-  kind: AccountKind;
-  role: StaffRole | null;
-  displayName: string;
-  email: string;
-  mfaEnabled: boolean;
-}
+export type AccountKind = z.output<typeof auth.AccountKind>;
+export type StaffRole = z.output<typeof auth.StaffRole>;
+export type SessionStage = z.output<typeof auth.SessionStage>;
+export type SessionInfo = z.output<typeof auth.SessionInfo>;
+export type SignedInSession = Extract<SessionInfo, { authenticated: true }>;
+export type Account = SignedInSession['account'];
+export type StageResult = z.output<typeof auth.SignInResult>;
+export type RegisterPatientInput = z.input<typeof auth.RegisterPatientInput>;
+export type SignInInput = z.input<typeof auth.SignInInput>;
+export type MfaCodeInput = z.input<typeof auth.MfaCodeInput>;
+export type ChangePasswordInput = z.input<typeof auth.ChangePasswordInput>;
+export type MfaEnrolment = z.output<typeof auth.MfaEnrolment>;
+export type MfaEnrolled = z.output<typeof auth.MfaEnrolled>;
+export type DeviceSession = z.output<typeof auth.SessionSummary>;
+export type DeviceSessionList = z.output<typeof auth.SessionList>;
 
-export interface SignedInSession {
-  authenticated: true;
-  stage: SessionStage;
-  csrfToken: string;
-  account: Account;
-  permissions: string[];
-  idleTimeoutSeconds: number;
-  /** How long before an appointment its consultation opens. */
-  consultationJoinEarlySeconds: number;
-  expiresAt: string;
-}
+export type PatientProfile = z.output<typeof profile.PatientProfile>;
+export type UpdateProfileInput = z.input<typeof profile.UpdateProfileInput>;
 
-export type SessionInfo = { authenticated: false } | SignedInSession;
+export type StaffMember = z.output<typeof staff.StaffMember>;
+export type StaffList = z.output<typeof staff.StaffList>;
+export type AuditEvent = z.output<typeof staff.AuditEvent>;
+export type AuditOutcome = AuditEvent['outcome'];
+export type AuditEventQuery = z.input<typeof staff.AuditEventQuery>;
+export type AuditEventPage = z.output<typeof staff.AuditEventPage>;
+export type AuditVerification = z.output<typeof staff.AuditVerification>;
 
-export interface StageResult {
-  stage: SessionStage;
-  csrfToken: string;
-}
-
-export interface RegisterPatientInput {
-  givenName: string;
-  familyName: string;
-  dateOfBirth: string;
-  email: string;
-  password: string;
-  nhsNumber?: string;
-}
-
-export interface MfaEnrolment {
-  secret: string;
-  otpauthUri: string;
-  qrSvg: string;
-}
-
-export interface MfaEnrolled {
-  recoveryCodes: string[];
-  csrfToken: string;
-}
-
-export interface DeviceSession {
-  id: string;
-  current: boolean;
-  createdAt: string;
-  lastSeenAt: string;
-  clientIp: string | null;
-  userAgent: string | null;
-}
-
-export interface PatientProfile {
-  patientId: string;
-  givenName: string;
-  familyName: string;
-  dateOfBirth: string;
-  nhsNumber: string | null;
-  email: string;
-  createdAt: string;
-}
-
-export interface StaffMember {
-  id: string;
-  kind: 'clinician' | 'staff';
-  role: 'clinician' | 'dpo' | 'admin';
-  displayName: string;
-  /** Only for the practice manager and the DPO, who look after accounts. */
-  email?: string;
-  mfaEnabled?: boolean;
-  createdAt?: string;
-}
-
-export type AuditOutcome = 'success' | 'denied' | 'failure';
-
-export interface AuditEvent {
-  seq: number;
-  id: string;
-  occurredAt: string;
-  actorKind: string;
-  actorId: string | null;
-  actorRole: string | null;
-  systemReason: string | null;
-  action: string;
-  objectType: string | null;
-  objectId: string | null;
-  patientId: string | null;
-  outcome: AuditOutcome;
-  clientIp: string | null;
-  requestId: string | null;
-  /** Identifiers, codes and numbers only: a replay's `range`, `bytes`, `fromMs` and `toMs`; a denial's `reason`. */
-  details: Record<string, unknown> | null;
-}
-
-export interface AuditEventQuery {
-  patientId?: string;
-  actorId?: string;
-  action?: string;
-  outcome?: AuditOutcome;
-  beforeSeq?: number;
-  limit?: number;
-}
-
-export interface AuditEventPage {
-  events: AuditEvent[];
-  nextBeforeSeq: number | null;
-}
-
-export interface AuditVerification {
-  ok: boolean;
-  checked: number;
-  headSeq: number;
-  firstBad?: { seq: number; id: string; problem: string };
-}
-
-export interface ApiIssue {
-  path: string;
-  message: string;
-}
+export type ApiIssue = NonNullable<z.output<typeof common.ErrorResponse>['error']['issues']>[number];
+export type Ok = z.output<typeof common.Ok>;
 
 // Appointments
 
-export type ConsultationMode = 'audio' | 'video';
-export type AppointmentStatus = 'booked' | 'cancelled' | 'completed' | 'no_show';
-export type CancelledBy = 'patient' | 'clinician' | 'staff';
-
-export interface Clinician {
-  id: string;
-  displayName: string;
-}
-
-export interface Slot {
-  clinicianId: string;
-  clinicianName: string;
-  startsAt: string;
-  endsAt: string;
-}
-
-export interface SlotList {
-  timeZone: string;
-  slotMinutes: number;
-  slots: Slot[];
-}
-
-export interface Appointment {
-  id: string;
-  clinician: Clinician;
-  startsAt: string;
-  endsAt: string;
-  mode: ConsultationMode;
-  reason: string;
-  status: AppointmentStatus;
-  cancelledBy: CancelledBy | null;
-  rescheduledFrom: string | null;
-  /** The consultation held for it, once it has ended: its notes (and any recording). */
-  consultationId: string | null;
-  createdAt: string;
-}
-
-export interface AppointmentLists {
-  upcoming: Appointment[];
-  past: Appointment[];
-  /** How many upcoming consultations a patient may hold at a time. */
-  maxUpcoming: number;
-}
-
-export interface BookAppointmentInput {
-  clinicianId: string;
-  startsAt: string;
-  mode: ConsultationMode;
-  reason: string;
-}
-
-export interface RescheduleInput {
-  startsAt: string;
-  clinicianId?: string;
-  mode?: ConsultationMode;
-}
-
-export type NotificationKind = 'appointment_booked' | 'appointment_cancelled' | 'appointment_rescheduled';
-
-export interface AppNotification {
-  id: string;
-  kind: NotificationKind;
-  appointmentId: string | null;
-  appointmentStartsAt: string | null;
-  createdAt: string;
-  read: boolean;
-}
-
-export interface ScheduledConsultation {
-  id: string;
-  patientName: string;
-  dateOfBirth: string;
-  startsAt: string;
-  endsAt: string;
-  mode: ConsultationMode;
-  reason: string;
-  status: AppointmentStatus;
-  cancelledBy: CancelledBy | null;
-  /** The consultation held for it, once ended: its notes open from the day list. */
-  consultationId: string | null;
-}
-
-export interface ClinicianSchedule {
-  /** The clinic's local date, YYYY-MM-DD. */
-  date: string;
-  timeZone: string;
-  appointments: ScheduledConsultation[];
-}
-
+export type ConsultationMode = z.output<typeof appointments.ConsultationMode>;
+export type AppointmentStatus = z.output<typeof appointments.AppointmentStatus>;
+export type ClinicianList = z.output<typeof appointments.ClinicianList>;
+export type Clinician = ClinicianList['clinicians'][number];
+export type SlotList = z.output<typeof appointments.SlotList>;
+export type Slot = SlotList['slots'][number];
+export type Appointment = z.output<typeof appointments.Appointment>;
+export type CancelledBy = NonNullable<Appointment['cancelledBy']>;
+export type AppointmentLists = z.output<typeof appointments.AppointmentLists>;
+export type BookAppointmentInput = z.input<typeof appointments.BookAppointmentInput>;
+export type RescheduleInput = z.input<typeof appointments.RescheduleInput>;
+export type OutcomeInput = z.input<typeof appointments.OutcomeInput>;
+export type NotificationList = z.output<typeof appointments.NotificationList>;
+export type AppNotification = NotificationList['notifications'][number];
+export type NotificationKind = AppNotification['kind'];
+export type ClinicianSchedule = z.output<typeof appointments.ClinicianSchedule>;
+export type ScheduledConsultation = ClinicianSchedule['appointments'][number];
 /** One weekly period in the clinic's local time; `end` may be "24:00". */
-export interface WeeklyRule {
-  weekday: number; // 1 = Monday … 7 = Sunday
-  start: string;
-  end: string;
-}
-
-export type ExceptionReason = 'leave' | 'blocked' | 'training' | 'other';
-
-export interface AvailabilityException {
-  id: string;
-  startsAt: string;
-  endsAt: string;
-  reason: string;
-  note: string | null;
-}
-
-export interface Availability {
-  clinicianId: string;
-  timeZone: string;
-  slotMinutes: number;
-  rules: WeeklyRule[];
-  exceptions: AvailabilityException[];
-}
-
-export interface AvailabilityExceptionInput {
-  startsAt: string;
-  endsAt: string;
-  reason: ExceptionReason;
-  note?: string;
-}
+export type WeeklyRule = z.input<typeof appointments.WeeklyRule>;
+export type ReplaceAvailabilityInput = z.input<typeof appointments.ReplaceAvailabilityInput>;
+export type Availability = z.output<typeof appointments.Availability>;
+export type AvailabilityException = Availability['exceptions'][number];
+export type AvailabilityExceptionInput = z.input<typeof appointments.AvailabilityExceptionInput>;
+export type ExceptionReason = AvailabilityExceptionInput['reason'];
 
 // Consultations (the call) and their recordings
 
-export type ConsultationStatus = 'waiting' | 'live' | 'ended';
-export type ConsentState = 'none' | 'requested' | 'granted' | 'declined' | 'withdrawn';
-export type RecordingStatus = 'recording' | 'finalising' | 'ready' | 'failed';
-export type Party = 'patient' | 'clinician';
-
-export interface Presence {
-  patient: boolean;
-  clinician: boolean;
-}
-
-export interface Consultation {
-  id: string;
-  appointmentId: string;
-  /** Which side of the call the caller is. */
-  you: Party;
-  clinician: { id: string; displayName: string };
-  patient: { displayName: string };
-  startsAt: string;
-  endsAt: string;
-  bookedMode: ConsultationMode;
-  mode: ConsultationMode;
-  status: ConsultationStatus;
-  startedAt: string | null;
-  endedAt: string | null;
-  pendingModeRequest: { id: string; toMode: ConsultationMode; requestedBy: Party; createdAt: string } | null;
-  /** The last request that was answered: whoever asked learns whether it was declined. */
-  lastModeAnswer: {
-    id: string;
-    toMode: ConsultationMode;
-    requestedBy: Party;
-    status: 'accepted' | 'declined' | 'withdrawn';
-    answeredAt: string;
-  } | null;
-  consent: { audio: ConsentState; video: ConsentState };
-  recording: { id: string; status: RecordingStatus; startedAt: string; videoConsented: boolean } | null;
-  presence: Presence;
-  rtc: { iceServers: { urls: string[]; username?: string; credential?: string }[] };
-}
-
-export interface WaitingRoomEntry {
-  id: string;
-  appointmentId: string;
-  patient: { displayName: string };
-  startsAt: string;
-  mode: ConsultationMode;
-  status: ConsultationStatus;
-  patientPresent: boolean;
-  patientJoinedAt: string | null;
-}
-
-export interface WaitingRoom {
-  consultations: WaitingRoomEntry[];
-}
-
-export type ConsentDecision = 'granted' | 'declined' | 'withdrawn';
-
-export interface RecordingUpload {
-  id: string;
-  status: RecordingStatus;
-  /** The next chunk the server expects; chunks are numbered from 0. */
-  nextSeq: number;
-  receivedBytes: number;
-  maxChunkBytes: number;
-}
-
-export interface Replay {
-  id: string;
-  consultationId: string;
-  consultationStartedAt: string | null;
-  recordedAt: string;
-  clinician: { id: string; displayName: string };
-  patient: { displayName: string };
-  /** Video if the patient agreed to video being recorded, else audio. */
-  mode: ConsultationMode;
-  durationMs: number;
-  sizeBytes: number;
-  mediaType: string;
-}
-
-export interface ConsultationNotes {
-  consultationId: string;
-  body: string;
-  updatedAt: string | null;
-}
-
-type SignalData =
-  | { kind: 'offer' | 'answer'; sdp: string }
-  | {
-      kind: 'ice';
-      candidate: { candidate: string; sdpMid?: string | null; sdpMLineIndex?: number | null; usernameFragment?: string | null } | null;
-    }
-  | { kind: 'restart' };
+export type ConsultationStatus = z.output<typeof consultations.ConsultationStatus>;
+export type ConsentState = z.output<typeof consultations.ConsentState>;
+export type RecordingStatus = z.output<typeof consultations.RecordingStatus>;
+export type Party = z.output<typeof consultations.Party>;
+export type Consultation = z.output<typeof consultations.Consultation>;
+export type Presence = Consultation['presence'];
+export type WaitingRoom = z.output<typeof consultations.WaitingRoom>;
+export type WaitingRoomEntry = WaitingRoom['consultations'][number];
+export type ModeRequestInput = z.input<typeof consultations.ModeRequestInput>;
+export type ModeAnswerInput = z.input<typeof consultations.ModeAnswerInput>;
+export type ConsentRequestInput = z.input<typeof consultations.ConsentRequestInput>;
+export type ConsentInput = z.input<typeof consultations.ConsentInput>;
+export type ConsentDecision = ConsentInput['decision'];
+export type RecordingUpload = z.output<typeof consultations.RecordingUpload>;
+export type Replay = z.output<typeof consultations.Replay>;
+export type ReplayList = z.output<typeof consultations.ReplayList>;
+export type ConsultationNotes = z.output<typeof consultations.Notes>;
+export type NotesInput = z.input<typeof consultations.NotesInput>;
 
 /** What the browser sends over the consultation's WebSocket. */
-export type ClientSignal =
-  | { type: 'signal'; data: SignalData }
-  | { type: 'media'; audio: boolean; video: boolean }
-  | { type: 'ping' };
-
+export type ClientSignal = z.input<typeof consultations.ClientSignal>;
 /** What the server sends; `changed` means: fetch the consultation again. */
-export type ServerSignal =
-  | { type: 'welcome'; you: Party; presence: Presence; /** How often to ping (ms): the server drops a socket silent for 2.5 of these. */ pingMs: number }
-  | { type: 'presence'; presence: Presence }
-  | { type: 'signal'; from: Party; data: SignalData }
-  | { type: 'media'; from: Party; audio: boolean; video: boolean }
-  | { type: 'changed' }
-  | { type: 'pong' }
-  | { type: 'error'; code: string; message: string };
+export type ServerSignal = consultations.ServerSignal;
 
-/** WebSocket close codes the server uses (4000–4999 are the application's). */
-export const SignalClose = {
-  unauthenticated: 4401,
-  notFound: 4404,
-  ended: 4409,
-  badMessage: 4400,
-  tooMuch: 4429,
-  replaced: 4000,
-  shuttingDown: 1001,
-} as const;
+// The one value the web app takes from the contracts: a module with no imports at all.
+export { SignalClose } from '../../src/contracts/signal-close';

@@ -1,6 +1,5 @@
 import type {
   ApiIssue,
-  AppNotification,
   Appointment,
   AppointmentLists,
   AuditEventPage,
@@ -9,24 +8,38 @@ import type {
   Availability,
   AvailabilityExceptionInput,
   BookAppointmentInput,
-  Clinician,
+  ChangePasswordInput,
+  ClinicianList,
   ClinicianSchedule,
   ConsentDecision,
+  ConsentInput,
+  ConsentRequestInput,
   Consultation,
   ConsultationMode,
   ConsultationNotes,
-  DeviceSession,
+  DeviceSessionList,
+  MfaCodeInput,
   MfaEnrolled,
   MfaEnrolment,
+  ModeAnswerInput,
+  ModeRequestInput,
+  NotesInput,
+  NotificationList,
+  Ok,
+  OutcomeInput,
   PatientProfile,
   RecordingUpload,
   RegisterPatientInput,
+  ReplaceAvailabilityInput,
   Replay,
+  ReplayList,
   RescheduleInput,
   SessionInfo,
+  SignInInput,
   SlotList,
-  StaffMember,
+  StaffList,
   StageResult,
+  UpdateProfileInput,
   WaitingRoom,
   WeeklyRule,
 } from './api-types';
@@ -209,37 +222,37 @@ export const registerPatient = (input: RegisterPatientInput) =>
   request<StageResult>('POST', '/api/auth/register', input);
 
 export const signIn = (email: string, password: string) =>
-  request<StageResult>('POST', '/api/auth/sign-in', { email, password });
+  request<StageResult>('POST', '/api/auth/sign-in', { email, password } satisfies SignInInput);
 
 export async function signOut(): Promise<void> {
   try {
-    await request<{ ok: true }>('POST', '/api/auth/sign-out', {});
+    await request<Ok>('POST', '/api/auth/sign-out', {});
   } finally {
     csrfToken = null;
   }
 }
 
-export const verifyMfaCode = (code: string) => request<StageResult>('POST', '/api/auth/mfa/verify', { code });
+export const verifyMfaCode = (code: string) => request<StageResult>('POST', '/api/auth/mfa/verify', { code } satisfies MfaCodeInput);
 
 export const startMfaEnrolment = () => request<MfaEnrolment>('POST', '/api/auth/mfa/enrol', {});
 
 export const confirmMfaEnrolment = (code: string) =>
-  request<MfaEnrolled>('POST', '/api/auth/mfa/enrol/confirm', { code });
+  request<MfaEnrolled>('POST', '/api/auth/mfa/enrol/confirm', { code } satisfies MfaCodeInput);
 
 export const changePassword = (currentPassword: string, newPassword: string) =>
-  request<StageResult>('POST', '/api/account/password', { currentPassword, newPassword });
+  request<StageResult>('POST', '/api/account/password', { currentPassword, newPassword } satisfies ChangePasswordInput);
 
-export const listDeviceSessions = () => request<{ sessions: DeviceSession[] }>('GET', '/api/account/sessions');
+export const listDeviceSessions = () => request<DeviceSessionList>('GET', '/api/account/sessions');
 
 export const signOutDevice = (sessionId: string) =>
-  request<{ ok: true }>('DELETE', `/api/account/sessions/${encodeURIComponent(sessionId)}`, {});
+  request<Ok>('DELETE', `/api/account/sessions/${encodeURIComponent(sessionId)}`, {});
 
 export const getProfile = () => request<PatientProfile>('GET', '/api/profile');
 
-export const updateProfile = (changes: { givenName?: string; familyName?: string }) =>
+export const updateProfile = (changes: UpdateProfileInput) =>
   request<PatientProfile>('PATCH', '/api/profile', changes);
 
-export const listStaff = () => request<{ staff: StaffMember[] }>('GET', '/api/staff');
+export const listStaff = () => request<StaffList>('GET', '/api/staff');
 
 export const searchAuditEvents = (query: AuditEventQuery) =>
   request<AuditEventPage>('POST', '/api/audit/events/search', query);
@@ -250,7 +263,7 @@ export const verifyAuditChain = () => request<AuditVerification>('POST', '/api/a
 
 const id = (value: string) => encodeURIComponent(value);
 
-export const listClinicians = () => request<{ clinicians: Clinician[] }>('GET', '/api/clinicians');
+export const listClinicians = () => request<ClinicianList>('GET', '/api/clinicians');
 
 export function listFreeSlots(
   query: { clinicianId?: string; from?: string; days?: number; limit?: number; onePerTime?: boolean } = {},
@@ -276,13 +289,13 @@ export const cancelAppointment = (appointmentId: string) =>
 export const rescheduleAppointment = (appointmentId: string, input: RescheduleInput) =>
   request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/reschedule`, input, { idempotent: true });
 
-export const recordAppointmentOutcome = (appointmentId: string, outcome: 'completed' | 'no_show') =>
-  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/outcome`, { outcome });
+export const recordAppointmentOutcome = (appointmentId: string, outcome: OutcomeInput['outcome']) =>
+  request<Appointment>('POST', `/api/appointments/${id(appointmentId)}/outcome`, { outcome } satisfies OutcomeInput);
 
-export const listNotifications = () => request<{ notifications: AppNotification[] }>('GET', '/api/notifications');
+export const listNotifications = () => request<NotificationList>('GET', '/api/notifications');
 
 export const markNotificationRead = (notificationId: string) =>
-  request<{ ok: true }>('POST', `/api/notifications/${id(notificationId)}/read`, {});
+  request<Ok>('POST', `/api/notifications/${id(notificationId)}/read`, {});
 
 /** The signed-in clinician's day list; `date` is the clinic's local date (default: today there). */
 export const getClinicianSchedule = (date?: string) =>
@@ -292,7 +305,7 @@ export const getAvailability = (clinicianId: string) =>
   request<Availability>('GET', `/api/clinicians/${id(clinicianId)}/availability`);
 
 export const replaceWeeklyAvailability = (clinicianId: string, rules: WeeklyRule[]) =>
-  request<Availability>('PUT', `/api/clinicians/${id(clinicianId)}/availability`, { rules });
+  request<Availability>('PUT', `/api/clinicians/${id(clinicianId)}/availability`, { rules } satisfies ReplaceAvailabilityInput);
 
 export const addAvailabilityException = (clinicianId: string, input: AvailabilityExceptionInput) =>
   request<Availability>('POST', `/api/clinicians/${id(clinicianId)}/availability/exceptions`, input);
@@ -319,22 +332,22 @@ export const endConsultation = (consultationId: string) =>
 
 /** To video: the other side is asked. To audio: at once. */
 export const requestModeSwitch = (consultationId: string, mode: ConsultationMode) =>
-  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/mode-requests`, { mode });
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/mode-requests`, { mode } satisfies ModeRequestInput);
 
 export const answerModeSwitch = (consultationId: string, requestId: string, accept: boolean) =>
-  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/mode-requests/${id(requestId)}/answer`, { accept });
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/mode-requests/${id(requestId)}/answer`, { accept } satisfies ModeAnswerInput);
 
 export const requestRecordingConsent = (consultationId: string, media: ConsultationMode) =>
-  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consent-requests`, { media });
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consent-requests`, { media } satisfies ConsentRequestInput);
 
 export const decideRecordingConsent = (consultationId: string, media: ConsultationMode, decision: ConsentDecision) =>
-  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consents`, { media, decision }, { idempotent: true });
+  request<Consultation>('POST', `/api/consultations/${id(consultationId)}/consents`, { media, decision } satisfies ConsentInput, { idempotent: true });
 
 export const getConsultationNotes = (consultationId: string) =>
   request<ConsultationNotes>('GET', `/api/consultations/${id(consultationId)}/notes`);
 
 export const saveConsultationNotes = (consultationId: string, body: string) =>
-  request<ConsultationNotes>('PUT', `/api/consultations/${id(consultationId)}/notes`, { body });
+  request<ConsultationNotes>('PUT', `/api/consultations/${id(consultationId)}/notes`, { body } satisfies NotesInput);
 
 export const startRecording = (consultationId: string) =>
   request<RecordingUpload>('POST', `/api/consultations/${id(consultationId)}/recordings`, {});
@@ -349,7 +362,7 @@ export const getRecordingUpload = (recordingId: string) =>
 export const finishRecording = (recordingId: string) =>
   request<RecordingUpload>('POST', `/api/recordings/${id(recordingId)}/finish`, {});
 
-export const listReplays = () => request<{ replays: Replay[] }>('GET', '/api/replays');
+export const listReplays = () => request<ReplayList>('GET', '/api/replays');
 
 export const getReplay = (recordingId: string) => request<Replay>('GET', `/api/recordings/${id(recordingId)}`);
 
