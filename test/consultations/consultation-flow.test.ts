@@ -147,8 +147,11 @@ describe('joining and running a consultation', () => {
 
   it("leads the GP from a completed row of their day list back to its notes, and no other GP", async () => {
     const c = await liveConsultation(service);
+    // The day list of the appointment's own clinic date (late in the evening it may be tomorrow's).
+    const startsAt = (await c.patient.client.get(`/api/appointments/${c.appointmentId}`)).body.startsAt as string;
+    const date = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/London' }).format(new Date(startsAt));
     const row = async (gp = c.gp) => {
-      const day = await gp.client.get('/api/schedule');
+      const day = await gp.client.get(`/api/schedule?date=${date}`);
       expect(day.status).toBe(200);
       return (day.body.appointments as { id: string; status: string; consultationId: string | null }[]).find((a) => a.id === c.appointmentId);
     };
@@ -158,7 +161,7 @@ describe('joining and running a consultation', () => {
     expect((await c.gp.client.get(`/api/consultations/${c.consultationId}/notes`)).status).toBe(200);
     // Mirror: another GP's day list neither holds the row nor names the consultation.
     const other = await liveConsultation(service);
-    const theirs = await other.gp.client.get('/api/schedule');
+    const theirs = await other.gp.client.get(`/api/schedule?date=${date}`);
     expect(JSON.stringify(theirs.body)).not.toContain(c.consultationId);
     expect((await other.gp.client.get(`/api/consultations/${c.consultationId}/notes`)).status).toBe(404);
   });
@@ -216,9 +219,11 @@ describe('recording with consent', () => {
     const replays = await c.patient.client.get('/api/replays');
     expect(replays.body.replays).toHaveLength(1);
     const replay = replays.body.replays[0];
-    expect(replay).toMatchObject({ id, consultationId: c.consultationId, mode: 'audio', mediaType: 'video/webm' });
+    // The clip has pictures, but the patient agreed to sound only: the server keeps no video.
+    expect(replay).toMatchObject({ id, consultationId: c.consultationId, mode: 'audio', mediaType: 'audio/webm' });
     expect(replay).not.toHaveProperty('patientId');
-    const expected = finaliseWebm(CLIP);
+    const expected = finaliseWebm(CLIP, { keepVideo: () => false });
+    expect(expected).toMatchObject({ hasVideo: false, hasAudio: true });
     expect(replay.durationMs).toBe(Math.round(expected.durationMs));
     expect(replay.sizeBytes).toBe(expected.data.length);
     expect((await c.gp.client.get('/api/replays')).body.replays.map((r: { id: string }) => r.id)).toEqual([id]);
@@ -251,8 +256,8 @@ describe('recording with consent', () => {
 
   it('records video only from the moment the patient agrees to video being recorded', async () => {
     const c = await liveConsultation(service, { mode: 'video' });
-    const audioOnly = await recordClip(service, c);
-    expect((await c.patient.client.get(`/api/recordings/${audioOnly}`)).body.mode).toBe('audio');
+    const audioOnly = await recordClip(service, c, CLIP, 4, { consent: 'audio' });
+    expect((await c.patient.client.get(`/api/recordings/${audioOnly}`)).body).toMatchObject({ mode: 'audio', mediaType: 'audio/webm' });
     await c.gp.client.post(`/api/consultations/${c.consultationId}/consent-requests`, { media: 'video' });
     const granted = await c.patient.client.post(`/api/consultations/${c.consultationId}/consents`, { media: 'video', decision: 'granted' });
     expect(granted.body.consent).toEqual({ audio: 'granted', video: 'granted' });
@@ -260,7 +265,7 @@ describe('recording with consent', () => {
     for (const [seq, chunk] of chunksOf(CLIP, 2).entries()) await c.gp.client.put(`/api/recordings/${rec.body.id}/chunks/${seq}`, chunk);
     await c.gp.client.post(`/api/recordings/${rec.body.id}/finish`);
     await finalised(service);
-    expect((await c.patient.client.get(`/api/recordings/${rec.body.id}`)).body.mode).toBe('video');
+    expect((await c.patient.client.get(`/api/recordings/${rec.body.id}`)).body).toMatchObject({ mode: 'video', mediaType: 'video/webm' });
   });
 
   it('stops the recording when the patient withdraws consent, keeping what was recorded with it', async () => {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { insertSession } from '../../src/modules/identity/identity-repo';
 import { csrfTokenFor, newSessionToken } from '../../src/modules/identity/session-tokens';
-import { finaliseWebm, WebmError } from '../../src/modules/recordings/webm';
+import { sql } from '../../src/db';
+import { finaliseWebm, WebmError, type FinaliseOptions } from '../../src/modules/recordings/webm';
 import type { Reply, TestClient, TestService } from '../harness';
 import { CLIP, chunksOf } from './support';
 
@@ -221,24 +222,93 @@ export function conflictingChunk(seq: number): Chunk {
 export type Final = { ok: true; data: Buffer; durationMs: number; hasVideo: boolean } | { ok: false };
 const finals = new Map<string, Final>();
 
-/** What the service must make of these chunks: exactly finaliseWebm of their bytes, or a failure. */
-export function expectedFinal(chunks: readonly Chunk[]): Final {
-  const key = chunks.map((c) => c.key).join('|');
-  let f = finals.get(key);
+export type KeepVideo = NonNullable<FinaliseOptions['keepVideo']>;
+/**
+ * Which video of a recording the server may keep (issue 15): none (consent to video was never in
+ * force while it ran), all (in force from before it started until it was finalised), or, where
+ * consent changed while it ran, what a predicate computed from the stored times says.
+ */
+export type VideoKept = 'none' | 'all' | KeepVideo;
+
+/**
+ * What the service must make of these chunks: exactly finaliseWebm of their bytes, less the video
+ * that may not be kept, or a failure.
+ */
+export function expectedFinal(chunks: readonly Chunk[], video: VideoKept): Final {
+  const key = typeof video === 'string' ? `${video}:${chunks.map((c) => c.key).join('|')}` : null;
+  let f = key === null ? undefined : finals.get(key);
   if (!f) {
     if (chunks.length === 0) f = { ok: false };
     else {
+      const keepVideo = video === 'all' ? () => true : video === 'none' ? () => false : video;
       try {
-        const w = finaliseWebm(Buffer.concat(chunks.map((c) => c.bytes)));
+        const w = finaliseWebm(Buffer.concat(chunks.map((c) => c.bytes)), { keepVideo });
         f = { ok: true, data: w.data, durationMs: Math.round(w.durationMs), hasVideo: w.hasVideo };
       } catch (err) {
         if (!(err instanceof WebmError)) throw err;
         f = { ok: false };
       }
     }
-    finals.set(key, f);
+    if (key !== null) finals.set(key, f);
   }
   return f;
+}
+
+export type ConsentDecision = 'requested' | 'granted' | 'declined' | 'withdrawn';
+
+/** What the database holds that the model cannot know: when a recording started, got its last chunk, and when consent to video changed. */
+export interface VideoConsentTimes {
+  startedAt: number;
+  lastChunkAt: number | null;
+  /** Every decision on consent to video in the recording's consultation, oldest first (ms since the epoch). */
+  decisions: { decision: ConsentDecision; at: number; afterStart: boolean }[];
+}
+
+export async function videoConsentTimes(service: TestService, recordingId: string): Promise<VideoConsentTimes> {
+  return service.db.transaction({ kind: 'system', id: null, role: null, sessionId: null, reason: 'test: consent to video while a recording ran' }, async (tx) => {
+    const rec = await tx.selectFrom('recordings').select(['started_at', 'last_chunk_at']).where('id', '=', recordingId).executeTakeFirstOrThrow();
+    const rows = await tx
+      .selectFrom('recording_consents as rc')
+      .innerJoin('recordings as r', 'r.consultation_id', 'rc.consultation_id')
+      .where('r.id', '=', recordingId)
+      .where('rc.media', '=', 'video')
+      // Compared in the database, to the microsecond: whether it came before or after the start is the model's to check.
+      .select(['rc.decision', 'rc.created_at', sql<boolean>`rc.created_at > r.started_at`.as('after_start')])
+      .orderBy('rc.created_at')
+      .execute();
+    return {
+      startedAt: new Date(rec.started_at).getTime(),
+      lastChunkAt: rec.last_chunk_at === null ? null : new Date(rec.last_chunk_at).getTime(),
+      decisions: rows.map((r) => ({ decision: r.decision, at: new Date(r.created_at).getTime(), afterStart: r.after_start })),
+    };
+  });
+}
+
+/**
+ * The rule for keeping video, restated from issue 15 rather than taken from the service. Consent
+ * to video is in force from a grant until the next decision of any other kind. A block at t ms of
+ * the recording was captured no earlier than startedAt + t (the recorder starts after the server
+ * made the recording) and no later than lag ms after that, where lag is how much later than its
+ * own time the last block reached the server (lastChunkAt − startedAt − the last block's time, at
+ * least 0). It may be kept only if that whole span lies inside one window of consent.
+ */
+export function keepVideoByConsent(times: VideoConsentTimes): KeepVideo {
+  const windows: { from: number; to: number }[] = [];
+  let open: number | null = null;
+  for (const d of times.decisions) {
+    if (d.decision === 'granted') open ??= d.at;
+    else if (open !== null) {
+      windows.push({ from: open, to: d.at });
+      open = null;
+    }
+  }
+  if (open !== null) windows.push({ from: open, to: Infinity });
+  const arrived = times.lastChunkAt ?? times.startedAt;
+  return (timeMs, lastBlockMs) => {
+    const earliest = times.startedAt + timeMs;
+    const latest = earliest + Math.max(0, arrived - times.startedAt - lastBlockMs);
+    return windows.some((w) => w.from <= earliest && latest < w.to);
+  };
 }
 
 /** Checks the status (and error code) of an answer, with the body in the message. */

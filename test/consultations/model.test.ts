@@ -7,16 +7,19 @@ import {
   conflictingChunk,
   expectAnswer,
   expectedFinal,
+  keepVideoByConsent,
   Ledger,
   mintCasts,
   newLogErrors,
   plannedChunks,
   slotHorizonMs,
   takeSlot,
+  videoConsentTimes,
   waitUntilFinalised,
   type Actor,
   type Cast,
   type Chunk,
+  type ConsentDecision,
   type Final,
   type Kind,
 } from './model-support';
@@ -111,9 +114,10 @@ interface Rec {
   parts: number;
   chunks: Chunk[];
   received: number;
-  /** Consent to video in force when the recording started, or granted while it ran. */
+  /** Consent to video in force when the recording started. */
   videoAtStart: boolean;
-  videoGrantedDuring: boolean;
+  /** The decisions on consent to video stored while it ran, in order. */
+  videoDecisions: ConsentDecision[];
   final: Final | null;
 }
 type LaneCast = Cast<Appt, Cons, Rec>;
@@ -162,7 +166,7 @@ const whoStr = (w: Who) => (typeof w === 'number' ? `#${w}` : w);
 // ---------- expected views ----------
 
 function videoConsented(r: Rec): boolean {
-  return r.status === 'ready' && r.final?.ok === true && r.final.hasVideo && (r.videoAtStart || r.videoGrantedDuring);
+  return r.status === 'ready' && r.final?.ok === true && r.final.hasVideo && (r.videoAtStart || r.videoDecisions.includes('granted'));
 }
 
 function checkConsultation(res: Reply, c: Cons, me: Actor, what: string) {
@@ -238,6 +242,11 @@ function tally(what: string, status: number, code: string | undefined) {
   const key = `${what.split('(')[0]} ${status}${code && code !== 'not_found' ? ` ${code}` : ''}`;
   TALLY.set(key, (TALLY.get(key) ?? 0) + 1);
 }
+/** How often each case of finalisation was reached (printed with the tally). */
+const FINALISED = new Map<string, number>();
+function count(key: string) {
+  FINALISED.set(key, (FINALISED.get(key) ?? 0) + 1);
+}
 
 /** Every answer: no identifier of anyone else's in it, then its status and code. */
 function answered(real: Real, res: Reply, me: Actor, what: string, status: number, code?: string) {
@@ -251,9 +260,33 @@ async function settle(m: Model, real: Real) {
   await real.service.deps.recordings.finaliser.idle();
   for (const r of m.recs) {
     if (r.status !== 'finalising') continue;
-    r.final = expectedFinal(r.chunks);
+    r.final = await finalOf(r, real);
     r.status = r.final.ok ? 'ready' : 'failed';
   }
+}
+
+/**
+ * What a recording must be finalised to. Its video is kept whole when consent to video was in force
+ * from before it started and stayed so, and none of it is when consent was never in force while it
+ * ran. When consent changed while it ran, which blocks fall inside it depends on when the decisions
+ * were made, to the millisecond: those times are read from the database (after checking that it
+ * holds the decisions the model made, in that order, on the right side of the start) and the rule
+ * applied to them.
+ */
+async function finalOf(r: Rec, real: Real): Promise<Final> {
+  const inForce = [r.videoAtStart, ...r.videoDecisions.map((d) => d === 'granted')];
+  if (inForce.every((g) => g === r.videoAtStart)) {
+    const video = r.videoAtStart ? 'all' : 'none';
+    count(`finalise: video kept, ${video}`);
+    return expectedFinal(r.chunks, video);
+  }
+  const times = await videoConsentTimes(real.service, r.id);
+  const before = times.decisions.filter((d) => !d.afterStart);
+  const stored = { atStart: before[before.length - 1]?.decision === 'granted', during: times.decisions.filter((d) => d.afterStart).map((d) => d.decision) };
+  same(`recording ${r.id}: consent to video at its start, then its decisions while it ran`, stored, { atStart: r.videoAtStart, during: r.videoDecisions });
+  const f = expectedFinal(r.chunks, keepVideoByConsent(times));
+  count(`finalise: video kept by the consent times, ${f.ok && f.hasVideo ? 'some' : 'none'}`);
+  return f;
 }
 
 function stopOpenRecording(c: Cons) {
@@ -436,7 +469,10 @@ class RequestConsent implements Cmd {
     if (!c || !isClinicianOf(me, c)) return answered(real, res, me, what, 404, 'not_found');
     const closed = liveError(c);
     if (closed) return answered(real, res, me, what, 409, closed);
-    if (c.consent[this.media] !== 'requested' && c.consent[this.media] !== 'granted') c.consent[this.media] = 'requested';
+    if (c.consent[this.media] !== 'requested' && c.consent[this.media] !== 'granted') {
+      c.consent[this.media] = 'requested';
+      if (this.media === 'video') c.recs.find((r) => r.status === 'recording')?.videoDecisions.push('requested');
+    }
     answered(real, res, me, what, 200);
     checkConsultation(res, c, me, what);
   }
@@ -460,7 +496,7 @@ class DecideConsent implements Cmd {
     const open = c.recs.find((r) => r.status === 'recording');
     if (current !== this.decision) {
       c.consent[this.media] = this.decision;
-      if (this.media === 'video' && this.decision === 'granted' && open) open.videoGrantedDuring = true;
+      if (this.media === 'video') open?.videoDecisions.push(this.decision);
     }
     const audioWithdrawn = this.media === 'audio' && current === 'granted' && this.decision !== 'granted';
     answered(real, res, me, what, 200);
@@ -500,7 +536,7 @@ class StartRecording implements Cmd {
       chunks: [],
       received: 0,
       videoAtStart: c.consent.video === 'granted',
-      videoGrantedDuring: false,
+      videoDecisions: [],
       final: null,
     };
     real.ledger.add(r.id, 'a recording', [c.patient.id, c.clinician.id]);
@@ -776,8 +812,8 @@ const commandArbs: fc.Arbitrary<Cmd>[] = [
  */
 const STAGES = ['booked', 'waiting', 'live', 'recording', 'replay'] as const;
 type Stage = (typeof STAGES)[number];
-/** Something that happens halfway through the upload: consent to video given, consent to audio taken back, the page reloaded (a new recording). */
-type Midway = 'nothing' | 'video granted' | 'audio withdrawn' | 'audio declined' | 'new recording';
+/** Something that happens halfway through the upload: consent to video given or taken back, consent to audio taken back, the page reloaded (a new recording). */
+type Midway = 'nothing' | 'video granted' | 'video withdrawn' | 'audio withdrawn' | 'audio declined' | 'new recording';
 interface Scene {
   p: number;
   c: number;
@@ -808,7 +844,7 @@ const scene: fc.Arbitrary<Scene> = fc.record({
   clip: fc.constantFrom(0, 0, 1),
   parts: fc.constantFrom(1, 2, 2, 3),
   uploaded: fc.oneof({ weight: 3, arbitrary: fc.constant(99) }, { weight: 2, arbitrary: fc.nat(3) }),
-  midway: fc.constantFrom<Midway>('nothing', 'nothing', 'nothing', 'video granted', 'audio withdrawn', 'audio declined', 'new recording'),
+  midway: fc.constantFrom<Midway>('nothing', 'nothing', 'nothing', 'video granted', 'video withdrawn', 'audio withdrawn', 'audio declined', 'new recording'),
   switchAsked: fc.constantFrom<'P' | 'C' | null>(null, 'P', 'C'),
   switchAnswer: fc.constantFrom<'accept' | 'decline' | null>(null, null, 'accept', 'decline'),
   end: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
@@ -847,6 +883,8 @@ function midway(s: Scene): Cmd[] {
       return [];
     case 'video granted':
       return [new DecideConsent('P', LATEST, 'video', 'granted')];
+    case 'video withdrawn':
+      return [new DecideConsent('P', LATEST, 'video', 'withdrawn')];
     case 'audio withdrawn':
       return [new DecideConsent('P', LATEST, 'audio', 'withdrawn')];
     case 'audio declined':
@@ -943,7 +981,7 @@ describe('model-based: consultations, recordings and replays', () => {
           `(${(RUNS / seconds).toFixed(1)} sequences/s; ${LANES} lane(s), seed ${SEED}; ${ledger.size} objects in the ledger)`,
       );
       if (process.env.MODEL_STATS) {
-        console.log([...TALLY].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `  ${k}: ${n}`).join('\n'));
+        console.log([...TALLY, ...FINALISED].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `  ${k}: ${n}`).join('\n'));
       }
       const failed = results.find((r) => r.error);
       if (failed) {

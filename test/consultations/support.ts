@@ -65,11 +65,23 @@ export async function liveConsultation(service: TestService, opts: { patient?: P
   return { patient, gp, appointmentId, consultationId };
 }
 
-/** Consent to audio, a recording, every chunk of the clip, finished and finalised: a replay. */
-export async function recordClip(service: TestService, c: LiveConsultation, clip = CLIP, parts = 4): Promise<string> {
-  await c.gp.client.post(`/api/consultations/${c.consultationId}/consent-requests`, { media: 'audio' });
-  const consent = await c.patient.client.post(`/api/consultations/${c.consultationId}/consents`, { media: 'audio', decision: 'granted' });
-  expect(consent.status, JSON.stringify(consent.body)).toBe(200);
+export interface RecordClipOptions {
+  /**
+   * What the patient agrees to be recorded: sound and pictures (the default; consent to video is
+   * given before the recording starts, so the server keeps the whole clip) or sound only (the
+   * server then keeps no video: the replay is the clip with its video track cut out).
+   */
+  consent?: 'audio and video' | 'audio';
+}
+
+/** Consent (see RecordClipOptions), a recording, every chunk of the clip, finished and finalised: a replay. */
+export async function recordClip(service: TestService, c: LiveConsultation, clip = CLIP, parts = 4, opts: RecordClipOptions = {}): Promise<string> {
+  const media: ('audio' | 'video')[] = (opts.consent ?? 'audio and video') === 'audio' ? ['audio'] : ['audio', 'video'];
+  for (const m of media) {
+    await c.gp.client.post(`/api/consultations/${c.consultationId}/consent-requests`, { media: m });
+    const consent = await c.patient.client.post(`/api/consultations/${c.consultationId}/consents`, { media: m, decision: 'granted' });
+    expect(consent.status, JSON.stringify(consent.body)).toBe(200);
+  }
   const rec = await c.gp.client.post(`/api/consultations/${c.consultationId}/recordings`);
   expect(rec.status, JSON.stringify(rec.body)).toBe(201);
   const id = rec.body.id as string;

@@ -135,6 +135,39 @@ export async function consentStates(scope: Scope, consultationId: string): Promi
   return out;
 }
 
+/** A span of time (ms since the epoch) in which the patient's consent to record one medium was in force. */
+export interface ConsentWindow {
+  from: number;
+  /** Infinity while it still is. */
+  to: number;
+}
+
+/**
+ * When the patient's consent to record `media` was in force: from each grant to the next decision
+ * of any other kind. The latest decision is the one in force, as in consentStates.
+ */
+export async function consentWindows(scope: Scope, consultationId: string, media: Mode): Promise<ConsentWindow[]> {
+  const rows = await scope.tx
+    .selectFrom('recording_consents')
+    .select(['decision', 'created_at'])
+    .where('consultation_id', '=', consultationId)
+    .where('media', '=', media)
+    .orderBy('created_at')
+    .execute();
+  const out: ConsentWindow[] = [];
+  let open: number | null = null;
+  for (const r of rows) {
+    const at = new Date(r.created_at).getTime();
+    if (r.decision === 'granted') open ??= at;
+    else if (open !== null) {
+      out.push({ from: open, to: at });
+      open = null;
+    }
+  }
+  if (open !== null) out.push({ from: open, to: Infinity });
+  return out;
+}
+
 /** The consultation row, locked for a state change; 404 outside the scope. */
 async function lockConsultation(scope: Scope, id: string) {
   const row = await consultationsInScope(scope)

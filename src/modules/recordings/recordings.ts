@@ -5,12 +5,12 @@ import type { RequestContext } from '../../access/request-context';
 import { sql } from '../../db';
 import { AppError, notFound } from '../../errors';
 import { consultationsInScope, partyOf, requireClinician } from '../consultations/consultation-access';
-import { consentStates } from '../consultations/consultations';
+import { consentStates, consentWindows, type ConsentWindow } from '../consultations/consultations';
 import { BlobNotFoundError, type BlobStore } from './blob-store';
 import { newDataKey, unwrapDataKey, wrapDataKey, type MasterKey } from './recording-keys';
 import { openChunk, openRangeStream, sealChunk, sealRecording, SEGMENT_SIZE, TamperError } from './sealed-segments';
 import { sharedOpener } from './segment-opener';
-import { finaliseWebm, WebmError } from './webm';
+import { finaliseWebm, WebmError, type FinaliseOptions } from './webm';
 
 export interface RecordingLimits {
   maxChunkBytes: number;
@@ -35,7 +35,9 @@ export interface RecordingDeps {
 
 export interface RecordingUploadView {
   id: string;
+  /** For the egress check, not sent: whose recording this is. */
   patientId: string;
+  clinicianId: string;
   status: 'recording' | 'finalising' | 'ready' | 'failed';
   nextSeq: number;
   receivedBytes: number;
@@ -53,10 +55,14 @@ const chunkName = (recordingId: string, seq: number) => `staging/${recordingId}/
 const stagingPrefix = (recordingId: string) => `staging/${recordingId}`;
 export const recordingBlobName = (recordingId: string) => `recordings/${recordingId}`;
 
-function uploadView(r: { id: string; patient_id: string; status: RecordingUploadView['status']; next_seq: number; received_bytes: string | number }, deps: RecordingDeps): RecordingUploadView {
+function uploadView(
+  r: { id: string; patient_id: string; clinician_id: string; status: RecordingUploadView['status']; next_seq: number; received_bytes: string | number },
+  deps: RecordingDeps,
+): RecordingUploadView {
   return {
     id: r.id,
     patientId: r.patient_id,
+    clinicianId: r.clinician_id,
     status: r.status,
     nextSeq: r.next_seq,
     receivedBytes: Number(r.received_bytes),
@@ -77,7 +83,7 @@ async function lockOwnRecording(scope: Scope, recordingId: string) {
   const clinicianId = requireClinician(scope);
   const row = await scope.tx
     .selectFrom('recordings')
-    .select(['id', 'patient_id', 'consultation_id', 'status', 'next_seq', 'received_bytes', 'wrapped_key', 'key_id'])
+    .select(['id', 'patient_id', 'clinician_id', 'consultation_id', 'status', 'next_seq', 'received_bytes', 'wrapped_key', 'key_id'])
     .where('id', '=', recordingId)
     .where('clinician_id', '=', clinicianId)
     .forUpdate()
@@ -126,7 +132,7 @@ export async function startRecording(scope: Scope, deps: RecordingDeps, consulta
       key_id: deps.masterKey.id,
       wrapped_key: wrapDataKey(deps.masterKey, id, dataKey),
     })
-    .returning(['id', 'patient_id', 'status', 'next_seq', 'received_bytes'])
+    .returning(['id', 'patient_id', 'clinician_id', 'status', 'next_seq', 'received_bytes'])
     .executeTakeFirstOrThrow();
   dataKey.fill(0);
   scope.afterCommit(() => deps.changed(consultationId));
@@ -138,7 +144,7 @@ export async function readUploadState(scope: Scope, deps: RecordingDeps, recordi
   const clinicianId = requireClinician(scope);
   const row = await scope.tx
     .selectFrom('recordings')
-    .select(['id', 'patient_id', 'status', 'next_seq', 'received_bytes'])
+    .select(['id', 'patient_id', 'clinician_id', 'status', 'next_seq', 'received_bytes'])
     .where('id', '=', recordingId)
     .where('clinician_id', '=', clinicianId)
     .executeTakeFirst();
@@ -188,7 +194,7 @@ export async function uploadChunk(scope: Scope, deps: RecordingDeps, recordingId
     .updateTable('recordings')
     .set({ next_seq: seq + 1, received_bytes: received, last_chunk_at: sql<Date>`now()` })
     .where('id', '=', recordingId)
-    .returning(['id', 'patient_id', 'status', 'next_seq', 'received_bytes'])
+    .returning(['id', 'patient_id', 'clinician_id', 'status', 'next_seq', 'received_bytes'])
     .executeTakeFirstOrThrow();
   scope.audit({ action: 'recording.chunk', objectType: 'recording', objectId: recordingId, patientId: row.patient_id, details: { seq, bytes: bytes.length } });
   return uploadView(updated, deps);
@@ -200,7 +206,7 @@ export async function finishRecording(scope: Scope, deps: RecordingDeps, recordi
   if (row.status === 'recording') await claimForFinalising(scope, deps, recordingId, 'finished');
   const now = await scope.tx
     .selectFrom('recordings')
-    .select(['id', 'patient_id', 'status', 'next_seq', 'received_bytes'])
+    .select(['id', 'patient_id', 'clinician_id', 'status', 'next_seq', 'received_bytes'])
     .where('id', '=', recordingId)
     .executeTakeFirstOrThrow();
   return uploadView(now, deps);
@@ -237,26 +243,29 @@ export async function stopConsultationRecording(scopes: Scopes, deps: RecordingD
 
 /**
  * Turns the chunks into the stored recording: opened and checked one by one, joined, made
- * seekable (duration and cues), sealed in segments under the recording's own key. Runs as
- * system work; the recording's owner was fixed when it was created and is not touched here.
+ * seekable (duration and cues), stripped of any video recorded while the patient's consent to
+ * video was not in force, sealed in segments under the recording's own key. Runs as system work;
+ * the recording's owner was fixed when it was created and is not touched here.
  */
 export async function finaliseRecording(scopes: Scopes, deps: RecordingDeps, recordingId: string): Promise<'ready' | 'failed' | 'skipped'> {
   const rec = await scopes.system('finalise recording', SYSTEM_REQUEST, async (scope) => {
     const row = await scope.tx
       .selectFrom('recordings')
-      .select(['id', 'patient_id', 'consultation_id', 'status', 'wrapped_key', 'key_id', 'next_seq', 'started_at'])
+      .select(['id', 'patient_id', 'consultation_id', 'status', 'wrapped_key', 'key_id', 'next_seq', 'started_at', 'last_chunk_at'])
       .where('id', '=', recordingId)
       .executeTakeFirst();
     if (!row || row.status !== 'finalising') return null;
+    const videoConsent = await consentWindows(scope, row.consultation_id, 'video');
     const chunks = await scope.tx
       .selectFrom('recording_chunks')
       .select(['seq', 'byte_length', 'sha256'])
       .where('recording_id', '=', recordingId)
       .orderBy('seq')
       .execute();
-    return { ...row, chunks };
+    return { ...row, chunks, videoConsent };
   });
   if (!rec) return 'skipped';
+  const keepVideo = keepVideoWithConsent(rec.videoConsent, rec.started_at, rec.last_chunk_at);
 
   let outcome: FinalRecording | { ok: false; code: string };
   try {
@@ -272,7 +281,7 @@ export async function finaliseRecording(scopes: Scopes, deps: RecordingDeps, rec
         parts.push(plain);
       }
       if (parts.length === 0) throw new WebmError('no_media', 'no chunks arrived');
-      outcome = await sealAndStore(deps, recordingId, key, Buffer.concat(parts));
+      outcome = await sealAndStore(deps, recordingId, key, Buffer.concat(parts), { keepVideo });
     } finally {
       key.fill(0);
     }
@@ -301,9 +310,42 @@ export interface FinalRecording {
   mediaType: 'video/webm' | 'audio/webm';
 }
 
-/** Makes the webm seekable, seals it in segments under the recording's key and stores it. */
-export async function sealAndStore(deps: RecordingDeps, recordingId: string, key: Buffer, webmBytes: Buffer): Promise<FinalRecording> {
-  const webm = finaliseWebm(webmBytes);
+/**
+ * Which video blocks of a recording the patient consented to, by their time on the recording's
+ * timeline. The recorder starts after the server created the recording (`startedAt`), so a block
+ * at t was captured no earlier than startedAt + t; and its last block reached the server by
+ * `lastChunkAt`, which bounds how much later: by lastChunkAt − startedAt − (last block's time).
+ * A block is kept only if the whole of that span lies in one window of consent, so a late
+ * start of the recorder never makes video recorded after a withdrawal look as if it came before.
+ */
+export function keepVideoWithConsent(
+  windows: readonly ConsentWindow[],
+  startedAt: Date | string,
+  lastChunkAt: Date | string | null,
+): NonNullable<FinaliseOptions['keepVideo']> {
+  const started = new Date(startedAt).getTime();
+  const received = lastChunkAt === null ? started : new Date(lastChunkAt).getTime();
+  return (timeMs, lastBlockMs) => {
+    const lag = Math.max(0, received - started - lastBlockMs);
+    const earliest = started + timeMs;
+    const latest = earliest + lag;
+    return windows.some((w) => w.from <= earliest && latest < w.to);
+  };
+}
+
+/**
+ * Makes the webm seekable, seals it in segments under the recording's key and stores it.
+ * `keepVideo` says which video may be kept (finaliseRecording gives the patient's consent to
+ * video); without it the video is kept whole, for callers that have already checked consent.
+ */
+export async function sealAndStore(
+  deps: RecordingDeps,
+  recordingId: string,
+  key: Buffer,
+  webmBytes: Buffer,
+  opts: FinaliseOptions = {},
+): Promise<FinalRecording> {
+  const webm = finaliseWebm(webmBytes, opts);
   await deps.blobs.put(recordingBlobName(recordingId), sealRecording(key, recordingId, webm.data));
   return {
     ok: true,
@@ -324,22 +366,8 @@ export async function markFinalised(
   result: FinalRecording | { ok: false; code: string },
   extra: Record<string, number> = {},
 ): Promise<void> {
-  const decisions = await scope.tx
-    .selectFrom('recording_consents')
-    .select(['decision', 'created_at'])
-    .where('consultation_id', '=', rec.consultationId)
-    .where('media', '=', 'video')
-    .orderBy('created_at')
-    .execute();
   const started = new Date(rec.startedAt).getTime();
-  let inForceAtStart = false;
-  let grantedDuring = false;
-  for (const d of decisions) {
-    const at = new Date(d.created_at).getTime();
-    if (at <= started) {
-      if (d.decision !== 'requested') inForceAtStart = d.decision === 'granted';
-    } else if (d.decision === 'granted') grantedDuring = true;
-  }
+  const videoInForce = (await consentWindows(scope, rec.consultationId, 'video')).some((w) => w.to > started);
   const done = await scope.tx
     .updateTable('recordings')
     .set(
@@ -351,7 +379,7 @@ export async function markFinalised(
             segment_size: SEGMENT_SIZE,
             duration_ms: result.durationMs,
             time_index: JSON.stringify(result.cues),
-            video_consented: result.mediaType === 'video/webm' && (inForceAtStart || grantedDuring),
+            video_consented: result.mediaType === 'video/webm' && videoInForce,
             finalising_since: null,
             finalised_at: sql<Date>`now()`,
           }
@@ -494,6 +522,8 @@ export async function readReplay(scope: Scope, recordingId: string): Promise<Rep
 export interface ReplayMedia {
   recordingId: string;
   patientId: string;
+  /** Whose consultation it was: the egress check holds a clinician to their own. */
+  clinicianId: string;
   mediaType: string;
   size: number;
   /** Inclusive byte range to send; `partial` when the request asked for a range. */
@@ -556,6 +586,7 @@ export async function prepareReplayMedia(scope: Scope, recordingId: string, rang
     .select([
       'recordings.id',
       'recordings.patient_id',
+      'recordings.clinician_id',
       'recordings.status',
       'recordings.media_type',
       'recordings.plaintext_size',
@@ -582,6 +613,7 @@ export async function prepareReplayMedia(scope: Scope, recordingId: string, rang
   return {
     recordingId,
     patientId: row.patient_id,
+    clinicianId: row.clinician_id,
     mediaType: row.media_type,
     size,
     start: range.start,

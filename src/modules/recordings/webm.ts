@@ -35,6 +35,14 @@
  * every track none of whose blocks has BlockAdditions. The value bytes are zeroed in place, so no
  * size or offset changes; a CRC-32 over them becomes a Void.
  *
+ * Video that may not be kept (the patient's consent to video was not in force: `keepVideo`, given by
+ * the caller) is cut out block by block. A kept run of a video track starts on a keyframe (the delta
+ * frames after a cut would be decoded from a picture that is gone), a Cluster left empty is
+ * dropped, and a video track left with no block is removed from Tracks, so a recording made with
+ * consent to sound only is a file with no video track at all. Where video was cut but some is
+ * left, Clusters with no video keyframe get a CuePoint on the audio track, so a player can seek in
+ * the stretches that have sound only.
+ *
  * Everything is in memory: the output is one Buffer.concat over slices of the input, so the cost
  * is one pass to parse and one copy to write.
  */
@@ -56,6 +64,14 @@ export interface FinalisedWebm {
   cues: WebmCue[];
   hasVideo: boolean;
   hasAudio: boolean;
+}
+
+export interface FinaliseOptions {
+  /**
+   * Whether a video block may be kept, from its time and the time of the file's last block (of any
+   * track), both in ms of the file's timeline. Without it every block is kept.
+   */
+  keepVideo?: (timeMs: number, lastBlockMs: number) => boolean;
 }
 
 export class WebmError extends Error {
@@ -261,6 +277,26 @@ function clearUnusedAlpha(buf: Buffer, tracks: { start: number; end: number; dat
   return out;
 }
 
+/**
+ * A Tracks element (as returned by clearUnusedAlpha) without the TrackEntries of `drop`; the same
+ * bytes when there is none to drop. Its CRC-32, if any, would no longer match and is left out.
+ */
+function withoutTracks(tracksEl: Buffer, drop: ReadonlySet<number>): Buffer {
+  if (drop.size === 0) return tracksEl;
+  const head = readHeader(tracksEl, 0, tracksEl.length)!;
+  const parts: Buffer[] = [];
+  for (const entry of children(tracksEl, head.dataStart, tracksEl.length)) {
+    if (entry.id === ID.CRC32) continue;
+    if (entry.id === ID.TrackEntry) {
+      let number = 0;
+      for (const c of children(tracksEl, entry.dataStart, entry.end)) if (c.id === ID.TrackNumber) number = readUint(tracksEl, c.dataStart, c.end);
+      if (drop.has(number)) continue;
+    }
+    parts.push(tracksEl.subarray(entry.start, entry.end));
+  }
+  return Buffer.concat(element(ID.Tracks, parts));
+}
+
 /** The track number, relative timestamp and flags of a Block/SimpleBlock's data, or null if it is too short. */
 function blockHead(buf: Buffer, start: number, end: number): { track: number; rel: number; flags: number } | null {
   const b0 = buf[start];
@@ -270,6 +306,25 @@ function blockHead(buf: Buffer, start: number, end: number): { track: number; re
   let track = b0 & (0xff >> len);
   for (let i = 1; i < len; i++) track = track * 256 + buf[start + i]!;
   return { track, rel: buf.readInt16BE(start + len), flags: buf[start + len + 2]! };
+}
+
+/** A block as read: a SimpleBlock or BlockGroup element, whole, and what the finaliser needs of it. */
+interface BlockIn {
+  start: number;
+  end: number;
+  track: number;
+  /** Absolute, in ticks. */
+  time: number;
+  /** BlockDuration, or -1. */
+  duration: number;
+  key: boolean;
+  /** Carries BlockAdditions (alpha, for VP8/VP9). */
+  alpha: boolean;
+}
+
+interface ClusterIn {
+  timecode: number;
+  blocks: BlockIn[];
 }
 
 interface ClusterOut {
@@ -354,7 +409,7 @@ function keep(cluster: ClusterOut, start: number, end: number) {
 
 // ---------------------------------------------------------------------------------------------
 
-export function finaliseWebm(input: Buffer): FinalisedWebm {
+export function finaliseWebm(input: Buffer, opts: FinaliseOptions = {}): FinalisedWebm {
   const buf = input;
   const len = buf.length;
   const stats = new Map<number, TrackStats>(); // per track number, filled by noteBlock
@@ -391,9 +446,7 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
   let info: { start: number; end: number } | null = null;
   let tracksRange: { start: number; end: number; dataStart: number } | null = null;
   const copied: Buffer[] = [];
-  const clusters: ClusterOut[] = [];
-  /** Tracks with a block that carries BlockAdditions (alpha, for VP8/VP9). */
-  const withAlpha = new Set<number>();
+  const clustersIn: ClusterIn[] = [];
   let lastTimecode = 0;
 
   // The Segment's children. Anything incomplete ends the walk: it is the truncated tail.
@@ -406,7 +459,7 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
     if (h.id === ID.Cluster) {
       const knownEnd = h.size === null ? null : h.dataStart + h.size;
       const limit = knownEnd === null ? segEnd : Math.min(knownEnd, segEnd);
-      const cluster: ClusterOut = { timecode: lastTimecode, ranges: [], size: 0, firstKey: new Map() };
+      const cluster: ClusterIn = { timecode: lastTimecode, blocks: [] };
       let sawTimecode = false;
       let p = h.dataStart;
       let complete = true;
@@ -430,8 +483,8 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
         } else if (c.id === ID.SimpleBlock) {
           const head = blockHead(buf, c.dataStart, cEnd);
           if (head) {
-            keep(cluster, c.start, cEnd);
-            noteBlock(cluster, head.track, cluster.timecode + head.rel, -1, (head.flags & 0x80) !== 0);
+            const time = cluster.timecode + head.rel;
+            cluster.blocks.push({ start: c.start, end: cEnd, track: head.track, time, duration: -1, key: (head.flags & 0x80) !== 0, alpha: false });
           }
         } else if (c.id === ID.BlockGroup) {
           let head: ReturnType<typeof blockHead> = null;
@@ -445,15 +498,14 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
             else if (g.id === ID.BlockAdditions) additions = true;
           }
           if (head) {
-            keep(cluster, c.start, cEnd);
-            if (additions) withAlpha.add(head.track);
-            noteBlock(cluster, head.track, cluster.timecode + head.rel, blockDuration, key);
+            const time = cluster.timecode + head.rel;
+            cluster.blocks.push({ start: c.start, end: cEnd, track: head.track, time, duration: blockDuration, key, alpha: additions });
           }
         }
         // Position, PrevSize, CRC-32, Void, SilentTracks, unknown: dropped (positions change anyway).
         p = cEnd;
       }
-      if (cluster.size > 0) clusters.push(cluster);
+      if (cluster.blocks.length > 0) clustersIn.push(cluster);
       lastTimecode = cluster.timecode;
       if (!complete) break walk;
       pos = knownEnd === null ? p : knownEnd;
@@ -473,15 +525,52 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
   if (!tracksRange) throw new WebmError('not_webm', 'no Tracks');
   const tracks = parseTracks(buf, tracksRange.dataStart, tracksRange.end);
 
-  if (clusters.length === 0) throw new WebmError('no_media', 'no complete media blocks');
-
-  // Timing.
   let timecodeScale = DEFAULT_TIMECODE_SCALE;
   if (info) {
     for (const c of children(buf, info.start, info.end)) {
       if (c.id === ID.TimecodeScale) timecodeScale = readUint(buf, c.dataStart, c.end) || DEFAULT_TIMECODE_SCALE;
     }
   }
+  const ticksToMs = timecodeScale / 1_000_000;
+
+  // The blocks to keep: all of them, less the video that may not be kept.
+  const videoTracks = new Set(tracks.filter((t) => t.type === TRACK_VIDEO).map((t) => t.number));
+  const keepVideo = opts.keepVideo;
+  let lastBlock = -Infinity;
+  if (keepVideo) for (const cl of clustersIn) for (const b of cl.blocks) lastBlock = Math.max(lastBlock, b.time);
+  /** Video tracks whose kept run is open: its first block was a keyframe and nothing since was cut. */
+  const running = new Set<number>();
+  let videoCut = false;
+  const clusters: ClusterOut[] = [];
+  /** Tracks with a kept block that carries BlockAdditions (alpha, for VP8/VP9). */
+  const withAlpha = new Set<number>();
+  for (const cl of clustersIn) {
+    const cluster: ClusterOut = { timecode: cl.timecode, ranges: [], size: 0, firstKey: new Map() };
+    for (const b of cl.blocks) {
+      if (keepVideo && videoTracks.has(b.track)) {
+        if (!keepVideo(b.time * ticksToMs, lastBlock * ticksToMs)) {
+          running.delete(b.track);
+          videoCut = true;
+          continue;
+        }
+        if (!running.has(b.track)) {
+          if (!b.key) {
+            videoCut = true;
+            continue;
+          }
+          running.add(b.track);
+        }
+      }
+      keep(cluster, b.start, b.end);
+      if (b.alpha) withAlpha.add(b.track);
+      noteBlock(cluster, b.track, b.time, b.duration, b.key);
+    }
+    if (cluster.size > 0) clusters.push(cluster);
+  }
+
+  if (clusters.length === 0) throw new WebmError('no_media', 'no complete media blocks');
+
+  // Timing.
   let durationTicks = 0;
   for (const [number, s] of stats) {
     const track = tracks.find((t) => t.number === number);
@@ -495,12 +584,15 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
             : 0;
     durationTicks = Math.max(durationTicks, s.last + frame);
   }
-  const ticksToMs = timecodeScale / 1_000_000;
 
   const withBlocks = (type: number) => tracks.find((t) => t.type === type && stats.has(t.number));
   const video = withBlocks(TRACK_VIDEO);
   const audio = withBlocks(TRACK_AUDIO);
   const cueTrack = (video ?? audio)?.number ?? stats.keys().next().value!;
+  // Where video was cut and some is left, the stretches without it are sought by their sound.
+  const soundCueTrack = video && videoCut && audio ? audio.number : null;
+  // A video track left with no block goes (only when video was to be cut: otherwise Tracks is as recorded).
+  const emptied = new Set(keepVideo ? [...videoTracks].filter((n) => !stats.has(n)) : []);
 
   // Info: the input's children less Duration and CRC-32 (which would no longer match), plus Duration.
   const infoParts: Buffer[] = [];
@@ -515,7 +607,7 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
   }
   infoParts.push(floatElement(ID.Duration, durationTicks));
   const infoEl = Buffer.concat(element(ID.Info, infoParts));
-  const tracksEl = clearUnusedAlpha(buf, tracksRange, withAlpha);
+  const tracksEl = withoutTracks(clearUnusedAlpha(buf, tracksRange, withAlpha), emptied);
   const tagsIndex = copied.findIndex((c) => c.readUInt32BE(0) === ID.Tags);
 
   // The SeekHead's size does not depend on the positions it holds (8-byte SeekPosition), so the
@@ -551,7 +643,7 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
   // top of the file). Opus blocks are all keyframes, so audio-only files get one per Cluster.
   const anyKey = clusters.some((cl) => cl.firstKey.has(cueTrack));
   const clusterParts: Buffer[] = [];
-  const cuePoints: { time: number; pos: number }[] = [];
+  const cuePoints: { time: number; pos: number; track: number }[] = [];
   const clusterIndex: { time: number; pos: number }[] = [];
   for (const [i, cl] of clusters.entries()) {
     const timecodeEl = uintElement(ID.Timecode, cl.timecode);
@@ -559,8 +651,10 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
     const head = Buffer.concat([idBytes(ID.Cluster), sizeBytes(size)]);
     clusterIndex.push({ time: cl.timecode, pos: rel });
     const keyTime = cl.firstKey.get(cueTrack);
-    if (keyTime !== undefined) cuePoints.push({ time: Math.max(0, keyTime), pos: rel });
-    else if (!anyKey && i === 0) cuePoints.push({ time: cl.timecode, pos: rel }); // no key flags at all: keep one
+    const soundTime = soundCueTrack === null ? undefined : cl.firstKey.get(soundCueTrack);
+    if (keyTime !== undefined) cuePoints.push({ time: Math.max(0, keyTime), pos: rel, track: cueTrack });
+    else if (soundTime !== undefined) cuePoints.push({ time: Math.max(0, soundTime), pos: rel, track: soundCueTrack! });
+    else if (!anyKey && i === 0) cuePoints.push({ time: cl.timecode, pos: rel, track: cueTrack }); // no key flags at all: keep one
 
     clusterParts.push(head, timecodeEl);
     for (let r = 0; r < cl.ranges.length; r += 2) clusterParts.push(buf.subarray(cl.ranges[r], cl.ranges[r + 1]));
@@ -577,7 +671,7 @@ export function finaliseWebm(input: Buffer): FinalisedWebm {
             uintElement(ID.CueTime, c.time),
             Buffer.concat(
               element(ID.CueTrackPositions, [
-                uintElement(ID.CueTrack, cueTrack),
+                uintElement(ID.CueTrack, c.track),
                 uintElement(ID.CueClusterPosition, c.pos),
               ]),
             ),

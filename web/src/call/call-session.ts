@@ -448,6 +448,11 @@ export class CallSession {
           remoteAudio: () => this.view.remoteAudio,
           patientVideo: () => this.elements().remoteVideo,
           clinicianVideo: () => this.elements().localVideo,
+          // What the patient's page says it sends; the clinician's own camera is open or not.
+          patientCameraOn: () => this.view.other.video,
+          clinicianCameraOn: () => !!this.camera,
+          patientName: () => this.view.consultation?.patient.displayName ?? 'Patient',
+          clinicianName: () => this.view.consultation?.clinician.displayName ?? 'Clinician',
           videoAllowed: () => {
             const c = this.view.consultation;
             return !!c && c.mode === 'video' && c.consent.video === 'granted';

@@ -12,6 +12,15 @@ export interface RecorderSources {
   remoteAudio(): MediaStream | null;
   patientVideo(): HTMLVideoElement | null;
   clinicianVideo(): HTMLVideoElement | null;
+  /**
+   * Whether each camera is on now. A <video> element keeps showing the last frame it was given
+   * after its camera stops (the patient turned theirs off), so this says, not the element.
+   */
+  patientCameraOn(): boolean;
+  clinicianCameraOn(): boolean;
+  /** Names, for the initial drawn in place of a camera that is off. */
+  patientName(): string;
+  clinicianName(): string;
   /** Whether pictures may be recorded now: the call is in video and the patient agreed to video. */
   videoAllowed(): boolean;
 }
@@ -24,8 +33,10 @@ export function canRecord(): boolean {
 /**
  * Records the consultation in the clinician's browser: the sound is both sides mixed with Web
  * Audio; the picture is a canvas on which both videos are drawn only while video may be
- * recorded, and a plain "Audio only" frame otherwise. The video track never changes, so the
- * whole recording is one continuous WebM file, delivered in ~1 s chunks.
+ * recorded, and a plain "Audio only" frame otherwise. A side whose camera is off is drawn as
+ * the call page shows it (their initial and "Camera off"), never as the last picture it sent.
+ * The video track never changes, so the whole recording is one continuous WebM file, delivered
+ * in ~1 s chunks.
  */
 export class ConsultationRecorder {
   private readonly canvas = document.createElement('canvas');
@@ -125,8 +136,9 @@ export class ConsultationRecorder {
     ctx.fillRect(0, 0, WIDTH, HEIGHT);
     if (this.sources.videoAllowed()) {
       const half = WIDTH / 2;
-      this.drawVideo(this.sources.patientVideo(), 0, 0, half, HEIGHT);
-      this.drawVideo(this.sources.clinicianVideo(), half, 0, half, HEIGHT);
+      const s = this.sources;
+      this.drawSide(s.patientCameraOn(), s.patientVideo(), s.patientName(), 0, 0, half, HEIGHT);
+      this.drawSide(s.clinicianCameraOn(), s.clinicianVideo(), s.clinicianName(), half, 0, half, HEIGHT);
       return;
     }
     ctx.fillStyle = '#ffffff';
@@ -136,12 +148,55 @@ export class ConsultationRecorder {
     ctx.fillText('Audio only', WIDTH / 2, HEIGHT / 2);
   }
 
+  /**
+   * One side of the frame: their video while their camera is on and sending; else their initial,
+   * with "Camera off" when it is (not while a camera is still starting).
+   */
+  private drawSide(cameraOn: boolean, video: HTMLVideoElement | null, name: string, x: number, y: number, w: number, h: number) {
+    if (cameraOn && video && hasLivePicture(video)) this.drawVideo(video, x, y, w, h);
+    else this.drawInitial(name, !cameraOn, x, y, w, h);
+  }
+
+  private drawInitial(name: string, cameraOff: boolean, x: number, y: number, w: number, h: number) {
+    const ctx = this.context2d;
+    const cx = x + w / 2;
+    const cy = y + h / 2 - 16;
+    ctx.fillStyle = '#34495a';
+    ctx.beginPath();
+    ctx.arc(cx, cy, 40, 0, 2 * Math.PI);
+    ctx.fill();
+    ctx.fillStyle = '#ffffff';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    ctx.font = '600 36px system-ui, sans-serif';
+    ctx.fillText(initialOf(name), cx, cy + 2);
+    if (!cameraOff) return;
+    ctx.font = '500 18px system-ui, sans-serif';
+    ctx.fillText('Camera off', cx, cy + 68);
+  }
+
   /** One video, scaled to fit its half of the frame. */
-  private drawVideo(video: HTMLVideoElement | null, x: number, y: number, w: number, h: number) {
-    if (!video || video.readyState < 2 || video.videoWidth === 0) return;
+  private drawVideo(video: HTMLVideoElement, x: number, y: number, w: number, h: number) {
     const scale = Math.min(w / video.videoWidth, h / video.videoHeight);
     const dw = video.videoWidth * scale;
     const dh = video.videoHeight * scale;
     this.context2d.drawImage(video, x + (w - dw) / 2, y + (h - dh) / 2, dw, dh);
   }
+}
+
+/**
+ * The element has a picture from a camera that is still sending: a frame decoded, and its track
+ * live and not muted (a remote track is muted while nothing arrives; the element would keep its
+ * last frame).
+ */
+function hasLivePicture(video: HTMLVideoElement): boolean {
+  if (video.readyState < 2 || video.videoWidth === 0) return false;
+  const stream = video.srcObject instanceof MediaStream ? video.srcObject : null;
+  const track = stream?.getVideoTracks()[0];
+  return !!track && track.readyState === 'live' && !track.muted && track.enabled;
+}
+
+/** As the call page shows a person whose camera is off: the first letter of their name, without "Dr". */
+function initialOf(name: string): string {
+  return name.replace(/^Dr\.? /, '').slice(0, 1).toUpperCase() || '?';
 }
