@@ -1,3 +1,4 @@
+import { EgressViolation, type EgressOwner } from '../access/egress';
 import type { FastifyReply } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ZodType } from 'zod';
@@ -57,7 +58,7 @@ export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unkn
    * The patients that patient-owned objects in the output belong to; the egress check
    * proves each is in the caller's scope. `'none'` for outputs that hold no patient data.
    */
-  egress: 'none' | ((output: R) => Iterable<string>);
+  egress: 'none' | ((output: R) => Iterable<string | EgressOwner>);
   /**
    * `scoped` (the default): the handler runs inside the caller's transaction.
    * `flow`: sign-in flows that create principals and open their own scopes; they may not
@@ -127,15 +128,36 @@ export function defineRoute<B = undefined, P = undefined, Q = undefined, R = unk
 }
 
 /**
- * The `patientId` of each object: services put it on every patient-owned object they return,
- * and the response schema strips it when the caller need not see it. The egress check reads
- * the unshaped output.
+ * Who owns each patient-owned object in the output: its `patientId` (services put it on every
+ * such object they return; the response schema strips it when the caller need not see it), and
+ * the clinician it belongs to when it names one (`clinicianId`, or `clinician.id`). Objects
+ * nested inside are owners too. An object passed here without a `patientId` fails closed: a
+ * response the check cannot read is a bug, never an answer.
  */
-export function patientIdsOf(objects: Iterable<unknown>): string[] {
-  const out: string[] = [];
+export function patientIdsOf(objects: Iterable<unknown>): EgressOwner[] {
+  const out: EgressOwner[] = [];
   for (const o of objects) {
-    const id = typeof o === 'object' && o !== null ? (o as { patientId?: unknown }).patientId : undefined;
-    if (typeof id === 'string') out.push(id);
+    const before = out.length;
+    collectOwners(o, out, 0);
+    if (out.length === before || !isRecord(o) || typeof o.patientId !== 'string') {
+      throw new EgressViolation(1, 'an object without its patientId');
+    }
   }
   return out;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Buffer.isBuffer(v);
+
+function collectOwners(v: unknown, out: EgressOwner[], depth: number): void {
+  if (depth > 8 || !isRecord(v)) return;
+  if (Array.isArray(v)) {
+    for (const item of v) collectOwners(item, out, depth + 1);
+    return;
+  }
+  if ('patientId' in v) {
+    if (typeof v.patientId !== 'string') throw new EgressViolation(1, 'an object whose patientId is not an id');
+    const clinician = typeof v.clinicianId === 'string' ? v.clinicianId : isRecord(v.clinician) && typeof v.clinician.id === 'string' ? v.clinician.id : undefined;
+    out.push(clinician ? { patientId: v.patientId, clinicianId: clinician } : { patientId: v.patientId });
+  }
+  for (const [key, value] of Object.entries(v)) if (key !== 'clinician') collectOwners(value, out, depth + 1);
 }

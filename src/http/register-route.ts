@@ -196,8 +196,9 @@ async function compute(req: FastifyRequest, reply: FastifyReply, deps: AppDeps, 
             clearSession: ctx.clearSession,
             scope,
           });
-          const patientIds = route.egress !== 'none' ? [...route.egress(out)] : [];
-          if (route.egress !== 'none') await assertEgressAllowed(scope, patientIds);
+          const owners = route.egress !== 'none' ? [...route.egress(out)] : [];
+          if (route.egress !== 'none') await assertEgressAllowed(scope, owners);
+          const patientIds = [...new Set(owners.map((o) => (typeof o === 'string' ? o : o.patientId)))];
           if (idempotent) {
             shaped = route.response.parse(out);
             await completeIdempotencyKey(scope, idempotent, { status: route.status ?? 200, body: shaped, patientIds });

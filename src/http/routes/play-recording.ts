@@ -24,7 +24,7 @@ export const playRecording = defineRoute({
   params: z.strictObject({ recordingId: Uuid }),
   response: z.any(),
   produces: 'video/webm',
-  egress: (m: ReplayMedia) => [m.patientId],
+  egress: (m: ReplayMedia) => [{ patientId: m.patientId, clinicianId: m.clinicianId }],
   handler: async ({ scope, params, headers }) => {
     const range = headers.range;
     return prepareReplayMedia(scope, params.recordingId, typeof range === 'string' ? range : undefined);

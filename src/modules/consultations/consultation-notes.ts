@@ -5,7 +5,9 @@ import { consultationsInScope, partyOf, requireClinician } from './consultation-
 
 export interface NotesView {
   consultationId: string;
+  /** For the egress check, not sent: whose notes these are. */
   patientId: string;
+  clinicianId: string;
   body: string;
   updatedAt: string | null;
 }
@@ -17,7 +19,7 @@ export interface NotesView {
 export async function readNotes(scope: Scope, consultationId: string): Promise<NotesView> {
   const me = partyOf(scope);
   const consultation = await consultationsInScope(scope)
-    .select(['consultations.id', 'consultations.patient_id', 'consultations.status'])
+    .select(['consultations.id', 'consultations.patient_id', 'consultations.clinician_id', 'consultations.status'])
     .where('consultations.id', '=', consultationId)
     .executeTakeFirst();
   if (!consultation) throw notFound();
@@ -33,6 +35,7 @@ export async function readNotes(scope: Scope, consultationId: string): Promise<N
   return {
     consultationId,
     patientId: consultation.patient_id,
+    clinicianId: consultation.clinician_id,
     body: row?.body ?? '',
     updatedAt: row ? new Date(row.updated_at).toISOString() : null,
   };
@@ -41,7 +44,7 @@ export async function readNotes(scope: Scope, consultationId: string): Promise<N
 export async function writeNotes(scope: Scope, consultationId: string, body: string): Promise<NotesView> {
   requireClinician(scope);
   const consultation = await consultationsInScope(scope)
-    .select(['consultations.id', 'consultations.patient_id'])
+    .select(['consultations.id', 'consultations.patient_id', 'consultations.clinician_id'])
     .where('consultations.id', '=', consultationId)
     .executeTakeFirst();
   if (!consultation) throw notFound();
@@ -59,5 +62,11 @@ export async function writeNotes(scope: Scope, consultationId: string, body: str
     patientId: consultation.patient_id,
     details: { length: body.length },
   });
-  return { consultationId, patientId: consultation.patient_id, body: row.body, updatedAt: new Date(row.updated_at).toISOString() };
+  return {
+    consultationId,
+    patientId: consultation.patient_id,
+    clinicianId: consultation.clinician_id,
+    body: row.body,
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
 }
