@@ -23,44 +23,30 @@
  *      BENCH_TIMEOUT_S (30: a slower request is a failure).
  * Any failed request fails the run (exit 1); in the race, anything but 201 or 409 slot_taken does.
  */
-import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import {
-  adminUrlFor,
-  commitSettings,
-  createDatabase,
-  dropDatabases,
-  dropLeftovers,
-  ensureRoles,
-  OWNER_ROLE,
-  seedBaseline,
-  serverVersion,
-  SERVICE_ROLE,
-  urlFor,
-} from './lib/bench-db';
+import { adminUrlFor, OWNER_ROLE, preparePostgres, seedBaseline, SERVICE_ROLE, urlFor } from './lib/bench-db';
 import { accountIdsByEmail, explainListQuery, LIST_QUERY, loadBookingData, withDb, type PlanReport } from './lib/booking-data';
 import { runBookingRace, type RaceResult, type RaceSlot } from './lib/booking-race';
-import { startChild, type ChildServer } from './lib/child';
 import { busyCores, cpuSnapshot } from './lib/cpu';
-import { send, type RequestSpec } from './lib/loadgen';
+import { BenchFailure, envInt, loud, runBench } from './lib/harness';
+import { getJson, registerPatients, sameLengthCookie, send, type RequestSpec } from './lib/loadgen';
 import type { PgProfile } from './lib/pg-instrument';
 import {
-  BenchFailure,
   best,
+  closedLoopOptions,
   fmt,
-  measureRun,
+  measureRounds,
+  printBest,
   printProfile,
   printRuns,
   printTable,
-  profileRun,
+  profileRuns,
+  runsRecord,
+  type LoadTarget,
   type MeasureOptions,
-  type ProfileRecord,
-  type RunRecord,
 } from './lib/measure';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -69,23 +55,9 @@ const TARGET_RATIO = 0.5;
 const SLOT_MINUTES = 10; // the service's default (SLOT_MINUTES), which the bench does not change
 const LABELS = { p: 'baseline: primary-key read', a: 'baseline: bare list read', b: 'GET /api/appointments' } as const;
 
-function envInt(name: string, def: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
-  return n;
-}
-
 const opts = {
-  durationS: envInt('BENCH_DURATION_S', 10, 1, 300),
-  warmupS: envInt('BENCH_WARMUP_S', 2, 0, 60),
-  connections: envInt('BENCH_CONNECTIONS', 64, 1, 1000),
-  /** Read patients: registered through the API, signed in, given appointments in bulk. Also the baseline's rows. */
-  patients: envInt('BENCH_PATIENTS', 200, 1, 2000),
-  poolSize: envInt('BENCH_POOL_SIZE', 20, 1, 200),
-  profileS: envInt('BENCH_PROFILE_S', 3, 0, 60),
-  rounds: envInt('BENCH_ROUNDS', 2, 1, 10),
+  /** patients: read patients, registered through the API, signed in, given appointments in bulk. Also the baseline's rows. */
+  ...closedLoopOptions(2000),
   dataPatients: envInt('BENCH_DATA_PATIENTS', 10_000, 100, 1_000_000),
   dataClinicians: envInt('BENCH_DATA_CLINICIANS', 50, 1, 1000),
   dataAppointments: envInt('BENCH_DATA_APPOINTMENTS', 200_000, 0, 10_000_000),
@@ -112,111 +84,9 @@ const budgetMs =
   opts.raceDeadlineS * 1000 +
   2 * opts.timeoutS * 1000;
 
-const children: ChildServer[] = [];
-const databases: string[] = [];
-let cleaning: Promise<void> | undefined;
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const c of children.splice(0)) await c.stop().catch((e) => console.error(`stopping ${c.name}: ${String(e)}`));
-    await dropDatabases(databases.splice(0)).catch((e) => console.error(`dropping bench databases: ${String(e)}`));
-  })();
-  return cleaning;
-}
-
-/** Registers a database for cleanup; one created after cleanup began (Ctrl-C during setup) is dropped at once. */
-async function trackDatabase(name: string): Promise<string> {
-  databases.push(name);
-  if (cleaning) {
-    await cleaning;
-    await dropDatabases(databases.splice(0));
-    throw new BenchFailure('interrupted');
-  }
-  return name;
-}
-
-async function trackChild(c: ChildServer): Promise<ChildServer> {
-  children.push(c);
-  if (cleaning) {
-    await cleaning;
-    for (const x of children.splice(0)) await x.stop().catch(() => {});
-    throw new BenchFailure('interrupted');
-  }
-  return c;
-}
-
-function codeVersion(): { commit: string | null; srcChanges: string | null } {
-  const git = (args: string[]) => execFileSync('git', args, { cwd: path.join(here, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  try {
-    const commit = git(['rev-parse', 'HEAD']).trim();
-    const diff = git(['diff', 'HEAD', '--', 'src']) + git(['ls-files', '--others', '--exclude-standard', '--', 'src']);
-    return { commit, srcChanges: diff ? createHash('sha256').update(diff).digest('hex').slice(0, 12) : null };
-  } catch {
-    return { commit: null, srcChanges: null };
-  }
-}
-
-function log(msg: string) {
-  console.log(`[bench:booking] ${msg}`);
-}
-
-function loud(lines: string[]) {
-  const bar = '!'.repeat(72);
-  console.error(['', bar, ...lines.map((l) => `!! ${l}`), bar].join('\n'));
-}
-
-interface SignedIn {
-  email: string;
-  cookie: string;
-  csrfToken: string;
-}
-
-/** As bench:read does: POST /api/auth/register, a few at a time (argon2id per registration). */
-async function registerPatients(port: number, n: number): Promise<SignedIn[]> {
-  const runId = randomBytes(4).toString('hex');
-  const out: SignedIn[] = new Array(n);
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      const email = `bench.${runId}.${i}@example.com`;
-      const body = JSON.stringify({
-        givenName: 'Bench',
-        familyName: `Reader ${i}`,
-        dateOfBirth: '1980-01-01',
-        email,
-        password: randomBytes(12).toString('base64url'),
-      });
-      const res = await send(
-        undefined,
-        HOST,
-        port,
-        { method: 'POST', path: '/api/auth/register', headers: { 'content-type': 'application/json', 'x-csrf-token': 'none', 'user-agent': 'confidant-bench' }, body },
-        30_000,
-      );
-      if (res.status !== 201) throw new BenchFailure(`registering patient ${i}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
-      const session = ([] as string[])
-        .concat(res.headers['set-cookie'] ?? [])
-        .map((c) => /^confidant_session=([^;]+)/.exec(c)?.[1])
-        .find(Boolean);
-      const csrfToken = (JSON.parse(res.body) as { csrfToken?: string }).csrfToken;
-      if (!session || !csrfToken) throw new BenchFailure(`registering patient ${i}: no session cookie or CSRF token in the answer`);
-      out[i] = { email, cookie: `confidant_session=${session}`, csrfToken };
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(4, n) }, worker));
-  return out;
-}
-
 interface ListBody {
   upcoming: { id: string; startsAt: string; status: string }[];
   past: { id: string }[];
-}
-
-async function getJson<T>(port: number, spec: RequestSpec, what: string): Promise<T> {
-  const res = await send(undefined, HOST, port, spec);
-  if (res.status !== 200) throw new BenchFailure(`${what}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
-  return JSON.parse(res.body) as T;
 }
 
 /** `slots` distinct free slots, spread over `clinicians` clinicians and the next few days, from GET /api/slots. */
@@ -230,6 +100,7 @@ async function prepareSlots(port: number, cookie: string, clinicianIds: string[]
   const seen = new Set<string>();
   for (const clinicianId of chosen) {
     const body = await getJson<{ slots: { clinicianId: string; startsAt: string }[] }>(
+      HOST,
       port,
       { path: `/api/slots?clinicianId=${clinicianId}&limit=500`, headers: { cookie, 'user-agent': 'confidant-bench' } },
       'GET /api/slots',
@@ -336,315 +207,245 @@ function printPlans(plans: PlanReport[], sqlText: string) {
   }
 }
 
-async function main() {
-  const started = Date.now();
-  const guard = setTimeout(() => {
-    loud([`BENCH FAILED: still running after ${Math.round(budgetMs / 1000)} s; stopping.`]);
-    void cleanup().finally(() => process.exit(1));
-  }, budgetMs);
-  // `on`, not `once`: when its child is slow to acknowledge a signal, tsx sends it again, and a
-  // process with no listener left is exited at once by tsx's own handler (before the cleanup).
-  let signalled = false;
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, () => {
-      if (signalled) return;
-      signalled = true;
-      console.error(`\n[bench:booking] ${sig}: cleaning up`);
-      void cleanup().finally(() => process.exit(130));
-    });
-  }
+runBench('booking', { budgetMs }, async (bench) => {
+  const { log } = bench;
   const mo: MeasureOptions = { host: HOST, connections: opts.connections, warmupS: opts.warmupS, durationS: opts.durationS, log, timeoutMs: opts.timeoutS * 1000 };
 
-  const code = codeVersion();
-  try {
-    log(`code ${code.commit?.slice(0, 12) ?? 'unknown'}${code.srcChanges ? ` + uncommitted src/ changes (fingerprint ${code.srcChanges})` : ''}`);
-    log(
-      `data: ${opts.dataPatients} patients, ${opts.dataClinicians} clinicians, ${opts.dataAppointments} appointments (${opts.dataUpcoming} upcoming); ` +
-        `read: ${opts.durationS}s (+${opts.warmupS}s) × ${opts.rounds} rounds, ${opts.connections} connections, ${opts.patients} patients, pool ${opts.poolSize}; ` +
-        `race: ${opts.clients} clients, ${opts.slots} slots, window ${opts.window}; ${os.cpus().length} CPUs, Node ${process.version}`,
-    );
-    const pgVersion = await serverVersion();
-    const settings = await commitSettings();
-    log(`PostgreSQL ${pgVersion}; ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')}`);
-    await ensureRoles();
-    const leftovers = await dropLeftovers();
-    if (leftovers.length) log(`dropped leftover bench databases: ${leftovers.join(', ')}`);
+  log(
+    `data: ${opts.dataPatients} patients, ${opts.dataClinicians} clinicians, ${opts.dataAppointments} appointments (${opts.dataUpcoming} upcoming); ` +
+      `read: ${opts.durationS}s (+${opts.warmupS}s) × ${opts.rounds} rounds, ${opts.connections} connections, ${opts.patients} patients, pool ${opts.poolSize}; ` +
+      `race: ${opts.clients} clients, ${opts.slots} slots, window ${opts.window}; ${os.cpus().length} CPUs, Node ${process.version}`,
+  );
+  const pg = await preparePostgres(log);
+  log(`PostgreSQL ${pg.version}; ${Object.entries(pg.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`);
 
-    const dbA = await trackDatabase(await createDatabase('a'));
-    const baselineIds = await seedBaseline(dbA, opts.patients);
-    const dbB = await trackDatabase(await createDatabase('b'));
+  const dbA = await bench.createDatabase('a');
+  const baselineIds = await seedBaseline(dbA, opts.patients);
+  const dbB = await bench.createDatabase('b');
 
-    const a = await trackChild(
-      await startChild('baseline', path.join(here, 'lib/baseline-server.ts'), [urlFor(OWNER_ROLE, dbA), String(opts.poolSize), adminUrlFor(dbB)]),
-    );
-    const b = await trackChild(
-      await startChild('service', path.join(here, 'lib/service-server.ts'), [urlFor(SERVICE_ROLE, dbB), urlFor(OWNER_ROLE, dbB), String(opts.poolSize)]),
-    );
-    log(`baseline on :${a.port} (pid ${a.pid}), service on :${b.port} (pid ${b.pid}, migrated by ${OWNER_ROLE}, runs as ${SERVICE_ROLE})`);
+  const a = await bench.startChild('baseline', path.join(here, 'lib/baseline-server.ts'), [urlFor(OWNER_ROLE, dbA), String(opts.poolSize), adminUrlFor(dbB)]);
+  const b = await bench.startChild('service', path.join(here, 'lib/service-server.ts'), [urlFor(SERVICE_ROLE, dbB), urlFor(OWNER_ROLE, dbB), String(opts.poolSize)]);
+  log(`baseline on :${a.port} (pid ${a.pid}), service on :${b.port} (pid ${b.pid}, migrated by ${OWNER_ROLE}, runs as ${SERVICE_ROLE})`);
 
-    // --- data ---
-    let t = performance.now();
-    const readers = await registerPatients(b.port, opts.patients);
-    const registerS = (performance.now() - t) / 1000;
-    const readerIds = await accountIdsByEmail(dbB, readers.map((r) => r.email));
-    log(`registered ${readers.length} read patients through the API in ${fmt(registerS, 1)} s`);
-    t = performance.now();
-    const data = await loadBookingData(
-      dbB,
-      {
-        patients: opts.dataPatients,
-        clinicians: opts.dataClinicians,
-        appointments: opts.dataAppointments,
-        upcoming: opts.dataUpcoming,
-        bookers,
-        slotMinutes: SLOT_MINUTES,
-      },
-      readerIds,
-    );
-    const dataS = (performance.now() - t) / 1000;
-    log(
-      `bulk load: ${fmt(data.loadMs / 1000, 2)} s (one transaction through the owner connection), VACUUM ANALYZE ${fmt(data.vacuumAnalyzeMs / 1000, 2)} s; ` +
-        `${fmt(dataS, 2)} s with checks`,
-    );
-    log(`  rows: ${Object.entries(data.rows).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    log(
-      `  appointments per patient ${data.perPatient.min}…${data.perPatient.max} (mean ${fmt(data.perPatient.mean, 1)}); ` +
-        `per read patient ${data.readPatientAppointments.min}…${data.readPatientAppointments.max} (mean ${fmt(data.readPatientAppointments.mean, 1)}), ` +
-        `of which upcoming ${data.readPatientAppointments.upcomingMin}…${data.readPatientAppointments.upcomingMax}`,
-    );
+  // --- data ---
+  let t = performance.now();
+  const readers = await registerPatients(HOST, b.port, opts.patients);
+  const registerS = (performance.now() - t) / 1000;
+  const readerIds = await accountIdsByEmail(dbB, readers.map((r) => r.email));
+  log(`registered ${readers.length} read patients through the API in ${fmt(registerS, 1)} s`);
+  t = performance.now();
+  const data = await loadBookingData(
+    dbB,
+    {
+      patients: opts.dataPatients,
+      clinicians: opts.dataClinicians,
+      appointments: opts.dataAppointments,
+      upcoming: opts.dataUpcoming,
+      bookers,
+      slotMinutes: SLOT_MINUTES,
+    },
+    readerIds,
+  );
+  const dataS = (performance.now() - t) / 1000;
+  log(
+    `bulk load: ${fmt(data.loadMs / 1000, 2)} s (one transaction through the owner connection), VACUUM ANALYZE ${fmt(data.vacuumAnalyzeMs / 1000, 2)} s; ` +
+      `${fmt(dataS, 2)} s with checks`,
+  );
+  log(`  rows: ${Object.entries(data.rows).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  log(
+    `  appointments per patient ${data.perPatient.min}…${data.perPatient.max} (mean ${fmt(data.perPatient.mean, 1)}); ` +
+      `per read patient ${data.readPatientAppointments.min}…${data.readPatientAppointments.max} (mean ${fmt(data.readPatientAppointments.mean, 1)}), ` +
+      `of which upcoming ${data.readPatientAppointments.upcomingMin}…${data.readPatientAppointments.upcomingMax}`,
+  );
 
-    // --- read ---
-    const ua = { 'user-agent': 'confidant-bench' };
-    const serviceRequests: RequestSpec[] = readers.map((r) => ({ path: '/api/appointments', headers: { ...ua, cookie: r.cookie } }));
-    const dummyCookie = `confidant_session=${'x'.repeat(readers[0]!.cookie.length - 'confidant_session='.length)}`;
-    // Same patients, same order, same header bytes (a cookie of the same length, which the baseline ignores).
-    const baselineRequests: RequestSpec[] = readerIds.map((id) => ({ path: `/appointments/${id}`, headers: { ...ua, cookie: dummyCookie } }));
-    const pkRequests: RequestSpec[] = baselineIds.map((id) => ({ path: `/item/${id}`, headers: { ...ua, cookie: dummyCookie } }));
-    const pre = await getJson<{ patientId?: string }>(a.port, pkRequests[0]!, 'baseline preflight');
-    if (pre.patientId !== baselineIds[0]) throw new BenchFailure(`baseline preflight: unexpected body ${JSON.stringify(pre).slice(0, 200)}`);
-    const list = await getJson<ListBody>(b.port, serviceRequests[0]!, 'GET /api/appointments preflight');
-    if (!Array.isArray(list.upcoming) || !Array.isArray(list.past) || list.upcoming.length === 0 || list.past.length === 0) {
-      throw new BenchFailure(`GET /api/appointments preflight: expected upcoming and past appointments, got ${JSON.stringify(list).slice(0, 300)}`);
-    }
-    const listBytes = Buffer.byteLength(JSON.stringify(list));
-    log(`GET /api/appointments answers ${list.upcoming.length} upcoming + ${list.past.length} past (${listBytes} bytes) for the first read patient`);
-    // The bare read must answer exactly what the service answers: same rows, same body.
-    for (let i = 0; i < Math.min(5, readers.length); i++) {
-      const [fromService, fromBaseline] = await Promise.all([
-        send(undefined, HOST, b.port, serviceRequests[i]!).then((r) => r.body),
-        send(undefined, HOST, a.port, baselineRequests[i]!).then((r) => r.body),
-      ]);
-      if (fromService !== fromBaseline) {
-        throw new BenchFailure(
-          `the bare list read and GET /api/appointments answer differently for read patient ${i}: ` +
-            `${fromBaseline.length} vs ${fromService.length} bytes; baseline ${fromBaseline.slice(0, 200)} … service ${fromService.slice(0, 200)}`,
-        );
-      }
-    }
-    log(`the bare list read (a) answers byte for byte what GET /api/appointments (b) answers (checked for ${Math.min(5, readers.length)} patients)`);
-    // The list query exactly as the service sends it (captured from one instrumented request), for EXPLAIN below.
-    await b.call('profile-start');
-    await getJson<ListBody>(b.port, serviceRequests[1 % serviceRequests.length]!, 'GET /api/appointments (capturing its SQL)');
-    const captured = (await b.call<{ pg: PgProfile }>('profile-stop')).pg;
-    // The list statement as the service sends it: one parameter (the patient), or three (the patient, now, the past limit).
-    const sent = captured.examples?.['SELECT my appointments (list)'] ?? captured.examples?.['SELECT appointments ⋈ clinician'];
-    const listSql = sent && /\$1\b/.test(sent) && !/\$4\b/.test(sent) && (/\$3\b/.test(sent) || !/\$2\b/.test(sent)) ? sent : LIST_QUERY;
-    log(
-      `the service's list query: ${captured.queries} round trip(s) for one request; ` +
-        (listSql === sent ? 'SQL captured for EXPLAIN' : `could not capture its SQL (using LIST_QUERY from bench/lib/booking-data.ts)`),
-    );
-
-    const runs: RunRecord[] = [];
-    for (let round = 1; round <= opts.rounds; round++) {
-      runs.push(await measureRun('p', LABELS.p, round, a, pkRequests, mo));
-      runs.push(await measureRun('a', LABELS.a, round, a, baselineRequests, mo));
-      runs.push(await measureRun('b', LABELS.b, round, b, serviceRequests, mo));
-    }
-    const profiles: ProfileRecord[] = [];
-    if (opts.profileS > 0) {
-      // The bare list read reads database b (as a superuser): sample that one.
-      profiles.push(await profileRun('a', LABELS.a, a, baselineRequests, dbB, opts.profileS, mo));
-      profiles.push(await profileRun('b', LABELS.b, b, serviceRequests, dbB, opts.profileS, mo));
-    }
-    log(`EXPLAIN ANALYZE of the list query, ${opts.explainRuns}× as the service role with the principal set, ${opts.explainRuns}× as the superuser`);
-    const plans = await explainListQuery(dbB, readerIds, listSql, opts.explainRuns);
-
-    // --- write ---
-    const slots = await prepareSlots(b.port, readers[0]!.cookie, data.clinicianIds);
-    const days = new Set(slots.map((s) => s.startsAt.slice(0, 10))).size;
-    log(
-      `race: ${opts.clients} clients, ${slots.length} free slots (${new Set(slots.map((s) => s.clinicianId)).size} clinicians, ${days} dates, ` +
-        `${slots.map((s) => s.startsAt).sort()[0]} … ${slots.map((s) => s.startsAt).sort().at(-1)}), ${data.bookers.length} booking patients, ` +
-        `each client picks among the first ${opts.window} slots not known to be gone`,
-    );
-    await b.call('usage-reset');
-    const cpu0 = cpuSnapshot();
-    const race = await runBookingRace({
-      host: HOST,
-      port: b.port,
-      clients: opts.clients,
-      slots,
-      patients: data.bookers,
-      window: opts.window,
-      deadlineMs: opts.raceDeadlineS * 1000,
-      timeoutMs: opts.timeoutS * 1000,
-    });
-    const cpu1 = cpuSnapshot();
-    const raceUsage = await b.call<{ cpuCores: number; cpuMs: number; eventLoopUtilization: number }>('usage');
-    const raceMachine = busyCores(cpu0, cpu1, os.cpus().length);
-    const bookingsPerS = race.created / (race.wallMs / 1000);
-    log(
-      `race done in ${fmt(race.wallMs / 1000, 2)} s: ${race.attempts} attempts, ${race.created} × 201, ${race.slotTaken} × 409 slot_taken, ` +
-        `${race.failures.total} failures; server ${fmt(raceUsage.cpuCores, 2)} cores, machine ${fmt(raceMachine, 2)}/${os.cpus().length}`,
-    );
-    if (race.failures.total > 0 || race.timedOut) {
-      loud([
-        `BENCH FAILED: the booking race ${race.timedOut ? `did not finish within ${opts.raceDeadlineS} s` : 'had failures'}`,
-        `by kind: ${JSON.stringify(race.failures.byKind)}`,
-        ...race.failures.examples,
-      ]);
-      throw new BenchFailure('booking race failed');
-    }
-    const verification = await verifyRace(dbB, slots, race, data.bookers.map((p) => p.id), data.rows.appointments!);
-
-    // --- report ---
-    const bestP = best(runs, 'p');
-    const bestA = best(runs, 'a');
-    const bestB = best(runs, 'b');
-    const ratio = bestB.result.rps / bestA.result.rps;
-    const ratioP = bestB.result.rps / bestP.result.rps;
-    console.log('');
-    console.log(
-      `DATA   ${opts.dataPatients} patients, ${opts.dataClinicians} clinicians, ${data.rows.appointments} appointments ` +
-        `(${data.rows['appointments upcoming (booked, future)']} upcoming): loaded in ${fmt(data.loadMs / 1000, 2)} s + VACUUM ANALYZE ${fmt(data.vacuumAnalyzeMs / 1000, 2)} s`,
-    );
-    console.log('');
-    printRuns(runs, LABELS);
-    console.log('');
-    console.log(`best (p) primary-key read:      ${fmt(bestP.result.rps, 0)} req/s, p50 ${fmt(bestP.result.latencyMs.p50, 2)} ms, p99 ${fmt(bestP.result.latencyMs.p99, 2)} ms`);
-    console.log(`best (a) bare list read:        ${fmt(bestA.result.rps, 0)} req/s, p50 ${fmt(bestA.result.latencyMs.p50, 2)} ms, p99 ${fmt(bestA.result.latencyMs.p99, 2)} ms`);
-    console.log(`best (b) GET /api/appointments: ${fmt(bestB.result.rps, 0)} req/s, p50 ${fmt(bestB.result.latencyMs.p50, 2)} ms, p99 ${fmt(bestB.result.latencyMs.p99, 2)} ms`);
-    console.log(
-      `READ   ratio b/a: ${ratio.toFixed(ratio < 0.1 ? 4 : 2)} (target ≥ ${TARGET_RATIO.toFixed(2)}: ${ratio >= TARGET_RATIO ? 'met' : 'NOT MET'}); ` +
-        `p99 b/a: ${(bestB.result.latencyMs.p99 / bestA.result.latencyMs.p99).toFixed(2)}; ` +
-        `for reference, b/p (against the primary-key read, the baseline of runs before this one): ${ratioP.toFixed(2)}`,
-    );
-    for (const p of profiles) printProfile(p);
-    printPlans(plans, listSql);
-    console.log('');
-    printTable(
-      ['booking race', 'count', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
-      [
-        ['all attempts', String(race.attempts), fmt(race.latencyMs.all.p50, 1), fmt(race.latencyMs.all.p90, 1), fmt(race.latencyMs.all.p99, 1), fmt(race.latencyMs.all.max, 1)],
-        ['201 created', String(race.created), fmt(race.latencyMs.created.p50, 1), fmt(race.latencyMs.created.p90, 1), fmt(race.latencyMs.created.p99, 1), fmt(race.latencyMs.created.max, 1)],
-        ['409 slot_taken', String(race.slotTaken), fmt(race.latencyMs.slotTaken.p50, 1), fmt(race.latencyMs.slotTaken.p90, 1), fmt(race.latencyMs.slotTaken.p99, 1), fmt(race.latencyMs.slotTaken.max, 1)],
-      ],
-    );
-    console.log(
-      `WRITE  ${fmt(bookingsPerS, 1)} bookings/s (${race.created} in ${fmt(race.wallMs / 1000, 2)} s, ${opts.clients} clients), ` +
-        `${fmt(race.attempts / (race.wallMs / 1000), 1)} attempts/s, p99 ${fmt(race.latencyMs.all.p99, 1)} ms (201s: ${fmt(race.latencyMs.created.p99, 1)} ms); ` +
-        `${fmt(race.attemptsPerSlot.mean, 2)} requests per slot (max ${race.attemptsPerSlot.max}); ` +
-        `server ${fmt(raceUsage.cpuMs / race.attempts, 2)} ms CPU per attempt; generator loop ${fmt(race.generatorEventLoopUtilization * 100, 0)}%`,
-    );
-    console.log(
-      `CHECK  winners ${race.created} == slots ${slots.length}: ${race.created === slots.length ? 'yes' : 'NO'}; database: ${verification.bookingsInDatabase} race bookings, ` +
-        `${verification.slotsWithExactlyOneBooking} slots with exactly one, ${verification.slotsWithMoreThanOne} with more, ${verification.liveDuplicatesAnywhere} duplicates anywhere, ` +
-        `${verification.appointmentsTotal} appointments (expected ${verification.appointmentsExpected}), ${verification.auditBookEvents} audit events, ` +
-        `${verification.bookedNotifications} notifications; 201 ids match: ${verification.winnersMatchDatabase ? 'yes' : 'NO'}`,
-    );
-
-    const out = {
-      benchmark: 'booking',
-      finishedAt: new Date().toISOString(),
-      elapsedS: (Date.now() - started) / 1000,
-      options: { ...opts, bookers, slotMinutes: SLOT_MINUTES },
-      code,
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, node: process.version, postgres: pgVersion, postgresSettings: settings },
-      data: {
-        registerReadPatientsS: registerS,
-        loadS: data.loadMs / 1000,
-        vacuumAnalyzeS: data.vacuumAnalyzeMs / 1000,
-        rows: data.rows,
-        perPatient: data.perPatient,
-        readPatientAppointments: data.readPatientAppointments,
-        listResponseBytes: listBytes,
-      },
-      read: {
-        targets: {
-          p: 'bare Fastify route, pg Pool, one primary-key read of a profile-shaped row (no auth, no RLS, no audit): reference only',
-          a: "bare Fastify route, pg Pool, the same patient's appointments in one statement as a superuser (no auth, no RLS, no audit, no response schema); same JSON body as b",
-          b: "createService: GET /api/appointments with a patient session cookie (the patient's upcoming and past appointments)",
-        },
-        runs: runs.map((r) => ({
-          target: r.target,
-          round: r.round,
-          rps: r.result.rps,
-          requests: r.result.requests,
-          latencyMs: r.result.latencyMs,
-          errors: r.result.errors.total,
-          serverCpuCores: r.serverCpuCores,
-          serverEventLoopUtilization: r.serverEventLoopUtilization,
-          machineBusyCores: r.machineBusyCores,
-          generatorEventLoopUtilization: r.result.generatorEventLoopUtilization,
-        })),
-        best: {
-          p: { round: bestP.round, rps: bestP.result.rps, latencyMs: bestP.result.latencyMs },
-          a: { round: bestA.round, rps: bestA.result.rps, latencyMs: bestA.result.latencyMs },
-          b: { round: bestB.round, rps: bestB.result.rps, latencyMs: bestB.result.latencyMs },
-        },
-        ratio: {
-          rps: ratio,
-          target: TARGET_RATIO,
-          met: ratio >= TARGET_RATIO,
-          p99: bestB.result.latencyMs.p99 / bestA.result.latencyMs.p99,
-          rpsAgainstPrimaryKeyRead: ratioP,
-        },
-        profiles,
-        listQuery: { sql: listSql, capturedFromService: listSql === sent, plans },
-      },
-      write: {
-        clients: opts.clients,
-        slots: slots.length,
-        window: opts.window,
-        slotClinicians: new Set(slots.map((s) => s.clinicianId)).size,
-        slotDates: days,
-        wallS: race.wallMs / 1000,
-        bookingsPerS,
-        attemptsPerS: race.attempts / (race.wallMs / 1000),
-        attempts: race.attempts,
-        created: race.created,
-        slotTaken: race.slotTaken,
-        attemptsPerSlot: race.attemptsPerSlot,
-        latencyMs: race.latencyMs,
-        patientsUsed: race.patientsUsed,
-        serverCpuCores: raceUsage.cpuCores,
-        serverCpuMsPerAttempt: raceUsage.cpuMs / race.attempts,
-        serverEventLoopUtilization: raceUsage.eventLoopUtilization,
-        machineBusyCores: raceMachine,
-        generatorEventLoopUtilization: race.generatorEventLoopUtilization,
-        verification,
-      },
-    };
-    const dir = path.join(here, 'results');
-    mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, 'booking-latest.json');
-    writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
-    if (!verification.ok) {
-      loud(['BENCH FAILED: the database does not show exactly one booking per slot', ...verification.problems]);
-      throw new BenchFailure('booking verification failed');
-    }
-    log(`wrote ${path.relative(process.cwd(), file)} (${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
-  } finally {
-    clearTimeout(guard);
-    await cleanup();
+  // --- read ---
+  const ua = { 'user-agent': 'confidant-bench' };
+  const serviceRequests: RequestSpec[] = readers.map((r) => ({ path: '/api/appointments', headers: { ...ua, cookie: r.cookie } }));
+  const dummyCookie = sameLengthCookie(readers[0]!.cookie);
+  // Same patients, same order, same header bytes (a cookie of the same length, which the baseline ignores).
+  const baselineRequests: RequestSpec[] = readerIds.map((id) => ({ path: `/appointments/${id}`, headers: { ...ua, cookie: dummyCookie } }));
+  const pkRequests: RequestSpec[] = baselineIds.map((id) => ({ path: `/item/${id}`, headers: { ...ua, cookie: dummyCookie } }));
+  const pre = await getJson<{ patientId?: string }>(HOST, a.port, pkRequests[0]!, 'baseline preflight');
+  if (pre.patientId !== baselineIds[0]) throw new BenchFailure(`baseline preflight: unexpected body ${JSON.stringify(pre).slice(0, 200)}`);
+  const list = await getJson<ListBody>(HOST, b.port, serviceRequests[0]!, 'GET /api/appointments preflight');
+  if (!Array.isArray(list.upcoming) || !Array.isArray(list.past) || list.upcoming.length === 0 || list.past.length === 0) {
+    throw new BenchFailure(`GET /api/appointments preflight: expected upcoming and past appointments, got ${JSON.stringify(list).slice(0, 300)}`);
   }
-}
+  const listBytes = Buffer.byteLength(JSON.stringify(list));
+  log(`GET /api/appointments answers ${list.upcoming.length} upcoming + ${list.past.length} past (${listBytes} bytes) for the first read patient`);
+  // The bare read must answer exactly what the service answers: same rows, same body.
+  for (let i = 0; i < Math.min(5, readers.length); i++) {
+    const [fromService, fromBaseline] = await Promise.all([
+      send(undefined, HOST, b.port, serviceRequests[i]!).then((r) => r.body),
+      send(undefined, HOST, a.port, baselineRequests[i]!).then((r) => r.body),
+    ]);
+    if (fromService !== fromBaseline) {
+      throw new BenchFailure(
+        `the bare list read and GET /api/appointments answer differently for read patient ${i}: ` +
+          `${fromBaseline.length} vs ${fromService.length} bytes; baseline ${fromBaseline.slice(0, 200)} … service ${fromService.slice(0, 200)}`,
+      );
+    }
+  }
+  log(`the bare list read (a) answers byte for byte what GET /api/appointments (b) answers (checked for ${Math.min(5, readers.length)} patients)`);
+  // The list query exactly as the service sends it (captured from one instrumented request), for EXPLAIN below.
+  await b.call('profile-start');
+  await getJson<ListBody>(HOST, b.port, serviceRequests[1 % serviceRequests.length]!, 'GET /api/appointments (capturing its SQL)');
+  const captured = (await b.call<{ pg: PgProfile }>('profile-stop')).pg;
+  // The list statement as the service sends it: one parameter (the patient), or three (the patient, now, the past limit).
+  const sent = captured.examples?.['SELECT my appointments (list)'] ?? captured.examples?.['SELECT appointments ⋈ clinician'];
+  const listSql = sent && /\$1\b/.test(sent) && !/\$4\b/.test(sent) && (/\$3\b/.test(sent) || !/\$2\b/.test(sent)) ? sent : LIST_QUERY;
+  log(
+    `the service's list query: ${captured.queries} round trip(s) for one request; ` +
+      (listSql === sent ? 'SQL captured for EXPLAIN' : `could not capture its SQL (using LIST_QUERY from bench/lib/booking-data.ts)`),
+  );
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    if (!(err instanceof BenchFailure)) console.error(err);
-    console.error(`\n[bench:booking] FAILED: ${err instanceof Error ? err.message : String(err)}`);
-    void cleanup().finally(() => process.exit(1));
-  },
-);
+  const targets: LoadTarget[] = [
+    { target: 'p', label: LABELS.p, child: a, requests: pkRequests, database: dbA },
+    // The bare list read reads database b (as a superuser): its profile samples that one.
+    { target: 'a', label: LABELS.a, child: a, requests: baselineRequests, database: dbB },
+    { target: 'b', label: LABELS.b, child: b, requests: serviceRequests, database: dbB },
+  ];
+  const runs = await measureRounds(targets, opts.rounds, mo);
+  const profiles = await profileRuns(targets.slice(1), opts.profileS, mo);
+  log(`EXPLAIN ANALYZE of the list query, ${opts.explainRuns}× as the service role with the principal set, ${opts.explainRuns}× as the superuser`);
+  const plans = await explainListQuery(dbB, readerIds, listSql, opts.explainRuns);
+
+  // --- write ---
+  const slots = await prepareSlots(b.port, readers[0]!.cookie, data.clinicianIds);
+  const days = new Set(slots.map((s) => s.startsAt.slice(0, 10))).size;
+  log(
+    `race: ${opts.clients} clients, ${slots.length} free slots (${new Set(slots.map((s) => s.clinicianId)).size} clinicians, ${days} dates, ` +
+      `${slots.map((s) => s.startsAt).sort()[0]} … ${slots.map((s) => s.startsAt).sort().at(-1)}), ${data.bookers.length} booking patients, ` +
+      `each client picks among the first ${opts.window} slots not known to be gone`,
+  );
+  await b.call('usage-reset');
+  const cpu0 = cpuSnapshot();
+  const race = await runBookingRace({
+    host: HOST,
+    port: b.port,
+    clients: opts.clients,
+    slots,
+    patients: data.bookers,
+    window: opts.window,
+    deadlineMs: opts.raceDeadlineS * 1000,
+    timeoutMs: opts.timeoutS * 1000,
+  });
+  const cpu1 = cpuSnapshot();
+  const raceUsage = await b.call<{ cpuCores: number; cpuMs: number; eventLoopUtilization: number }>('usage');
+  const raceMachine = busyCores(cpu0, cpu1, os.cpus().length);
+  const bookingsPerS = race.created / (race.wallMs / 1000);
+  log(
+    `race done in ${fmt(race.wallMs / 1000, 2)} s: ${race.attempts} attempts, ${race.created} × 201, ${race.slotTaken} × 409 slot_taken, ` +
+      `${race.failures.total} failures; server ${fmt(raceUsage.cpuCores, 2)} cores, machine ${fmt(raceMachine, 2)}/${os.cpus().length}`,
+  );
+  if (race.failures.total > 0 || race.timedOut) {
+    loud([
+      `BENCH FAILED: the booking race ${race.timedOut ? `did not finish within ${opts.raceDeadlineS} s` : 'had failures'}`,
+      `by kind: ${JSON.stringify(race.failures.byKind)}`,
+      ...race.failures.examples,
+    ]);
+    throw new BenchFailure('booking race failed');
+  }
+  const verification = await verifyRace(dbB, slots, race, data.bookers.map((p) => p.id), data.rows.appointments!);
+
+  // --- report ---
+  const bestP = best(runs, 'p');
+  const bestA = best(runs, 'a');
+  const bestB = best(runs, 'b');
+  const ratio = bestB.result.rps / bestA.result.rps;
+  const ratioP = bestB.result.rps / bestP.result.rps;
+  console.log('');
+  console.log(
+    `DATA   ${opts.dataPatients} patients, ${opts.dataClinicians} clinicians, ${data.rows.appointments} appointments ` +
+      `(${data.rows['appointments upcoming (booked, future)']} upcoming): loaded in ${fmt(data.loadMs / 1000, 2)} s + VACUUM ANALYZE ${fmt(data.vacuumAnalyzeMs / 1000, 2)} s`,
+  );
+  console.log('');
+  printRuns(runs, LABELS);
+  console.log('');
+  printBest(runs, { p: 'primary-key read', a: 'bare list read', b: 'GET /api/appointments' });
+  console.log(
+    `READ   ratio b/a: ${ratio.toFixed(ratio < 0.1 ? 4 : 2)} (target ≥ ${TARGET_RATIO.toFixed(2)}: ${ratio >= TARGET_RATIO ? 'met' : 'NOT MET'}); ` +
+      `p99 b/a: ${(bestB.result.latencyMs.p99 / bestA.result.latencyMs.p99).toFixed(2)}; ` +
+      `for reference, b/p (against the primary-key read, the baseline of runs before this one): ${ratioP.toFixed(2)}`,
+  );
+  for (const p of profiles) printProfile(p);
+  printPlans(plans, listSql);
+  console.log('');
+  printTable(
+    ['booking race', 'count', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+    [
+      ['all attempts', String(race.attempts), fmt(race.latencyMs.all.p50, 1), fmt(race.latencyMs.all.p90, 1), fmt(race.latencyMs.all.p99, 1), fmt(race.latencyMs.all.max, 1)],
+      ['201 created', String(race.created), fmt(race.latencyMs.created.p50, 1), fmt(race.latencyMs.created.p90, 1), fmt(race.latencyMs.created.p99, 1), fmt(race.latencyMs.created.max, 1)],
+      ['409 slot_taken', String(race.slotTaken), fmt(race.latencyMs.slotTaken.p50, 1), fmt(race.latencyMs.slotTaken.p90, 1), fmt(race.latencyMs.slotTaken.p99, 1), fmt(race.latencyMs.slotTaken.max, 1)],
+    ],
+  );
+  console.log(
+    `WRITE  ${fmt(bookingsPerS, 1)} bookings/s (${race.created} in ${fmt(race.wallMs / 1000, 2)} s, ${opts.clients} clients), ` +
+      `${fmt(race.attempts / (race.wallMs / 1000), 1)} attempts/s, p99 ${fmt(race.latencyMs.all.p99, 1)} ms (201s: ${fmt(race.latencyMs.created.p99, 1)} ms); ` +
+      `${fmt(race.attemptsPerSlot.mean, 2)} requests per slot (max ${race.attemptsPerSlot.max}); ` +
+      `server ${fmt(raceUsage.cpuMs / race.attempts, 2)} ms CPU per attempt; generator loop ${fmt(race.generatorEventLoopUtilization * 100, 0)}%`,
+  );
+  console.log(
+    `CHECK  winners ${race.created} == slots ${slots.length}: ${race.created === slots.length ? 'yes' : 'NO'}; database: ${verification.bookingsInDatabase} race bookings, ` +
+      `${verification.slotsWithExactlyOneBooking} slots with exactly one, ${verification.slotsWithMoreThanOne} with more, ${verification.liveDuplicatesAnywhere} duplicates anywhere, ` +
+      `${verification.appointmentsTotal} appointments (expected ${verification.appointmentsExpected}), ${verification.auditBookEvents} audit events, ` +
+      `${verification.bookedNotifications} notifications; 201 ids match: ${verification.winnersMatchDatabase ? 'yes' : 'NO'}`,
+  );
+
+  bench.writeResults({
+    options: { ...opts, bookers, slotMinutes: SLOT_MINUTES },
+    machine: { postgres: pg.version, postgresSettings: pg.settings },
+    data: {
+      registerReadPatientsS: registerS,
+      loadS: data.loadMs / 1000,
+      vacuumAnalyzeS: data.vacuumAnalyzeMs / 1000,
+      rows: data.rows,
+      perPatient: data.perPatient,
+      readPatientAppointments: data.readPatientAppointments,
+      listResponseBytes: listBytes,
+    },
+    read: {
+      targets: {
+        p: 'bare Fastify route, pg Pool, one primary-key read of a profile-shaped row (no auth, no RLS, no audit): reference only',
+        a: "bare Fastify route, pg Pool, the same patient's appointments in one statement as a superuser (no auth, no RLS, no audit, no response schema); same JSON body as b",
+        b: "createService: GET /api/appointments with a patient session cookie (the patient's upcoming and past appointments)",
+      },
+      ...runsRecord(runs, ['p', 'a', 'b']),
+      ratio: {
+        rps: ratio,
+        target: TARGET_RATIO,
+        met: ratio >= TARGET_RATIO,
+        p99: bestB.result.latencyMs.p99 / bestA.result.latencyMs.p99,
+        rpsAgainstPrimaryKeyRead: ratioP,
+      },
+      profiles,
+      listQuery: { sql: listSql, capturedFromService: listSql === sent, plans },
+    },
+    write: {
+      clients: opts.clients,
+      slots: slots.length,
+      window: opts.window,
+      slotClinicians: new Set(slots.map((s) => s.clinicianId)).size,
+      slotDates: days,
+      wallS: race.wallMs / 1000,
+      bookingsPerS,
+      attemptsPerS: race.attempts / (race.wallMs / 1000),
+      attempts: race.attempts,
+      created: race.created,
+      slotTaken: race.slotTaken,
+      attemptsPerSlot: race.attemptsPerSlot,
+      latencyMs: race.latencyMs,
+      patientsUsed: race.patientsUsed,
+      serverCpuCores: raceUsage.cpuCores,
+      serverCpuMsPerAttempt: raceUsage.cpuMs / race.attempts,
+      serverEventLoopUtilization: raceUsage.eventLoopUtilization,
+      machineBusyCores: raceMachine,
+      generatorEventLoopUtilization: race.generatorEventLoopUtilization,
+      verification,
+    },
+  });
+  if (!verification.ok) {
+    loud(['BENCH FAILED: the database does not show exactly one booking per slot', ...verification.problems]);
+    throw new BenchFailure('booking verification failed');
+  }
+});

@@ -14,7 +14,7 @@
  * Env: BENCH_DURATION_S (10), BENCH_WARMUP_S (2), BENCH_CLIENTS (16), BENCH_SLOTS (64),
  *      BENCH_ROUNDS (2). Any answer other than 2xx or 409 slot_taken fails the run (exit 1).
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -26,22 +26,16 @@ import { openDatabase } from '../src/db';
 import { createStaffAccount } from '../src/modules/identity/staff-accounts';
 import { newTotpSecret, totpCodeAt } from '../src/modules/identity/totp';
 import { createService, type Service } from '../src/server';
-import { reportStartupFailure, serveParent, startChild, type ChildServer } from './lib/child';
+import { reportStartupFailure, serveParent, type ChildServer } from './lib/child';
 import { busyCores, cpuSnapshot, threadSched, threadSchedDelta } from './lib/cpu';
-import { send, summarise, type LatencySummary } from './lib/loadgen';
+import { BenchFailure, envInt, runBench, type Bench } from './lib/harness';
+import { getJson, registerPatients, send, summarise, type LatencySummary, type SignedIn } from './lib/loadgen';
 
 const HOST = '127.0.0.1';
 const PROBES = 32;
 const TARGET_P99_MS = 200;
 type Thread = 'main' | 'worker';
 const TARGETS = { a: 'main', b: 'worker' } as const satisfies Record<string, Thread>;
-
-function envInt(name: string, def: number, min: number, max: number): number {
-  const raw = process.env[name];
-  const n = raw === undefined || raw === '' ? def : Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
-  return n;
-}
 
 // ---- child: one target ---------------------------------------------------------------------
 
@@ -85,22 +79,7 @@ async function serveTarget(thread: Thread, dir: string) {
 
 // ---- parent: the load and the probes -------------------------------------------------------
 
-class BenchFailure extends Error {}
-
-type Patient = { cookie: string; csrfToken: string };
-type Target = { name: keyof typeof TARGETS; child: ChildServer; clinicianId: string; patients: Patient[]; slots: string[] };
-
-async function registerPatients(port: number, n: number): Promise<Patient[]> {
-  const out: Patient[] = [];
-  for (let i = 0; i < n; i++) {
-    const body = JSON.stringify({ givenName: 'Bench', familyName: `Patient ${i}`, dateOfBirth: '1980-01-01', email: `bench.${port}.${i}@example.com`, password: 'quiet-river-stone-lamp-91' });
-    const res = await send(undefined, HOST, port, { method: 'POST', path: '/api/auth/register', headers: { 'content-type': 'application/json', 'x-csrf-token': 'none' }, body }, 30_000);
-    const session = ([] as string[]).concat(res.headers['set-cookie'] ?? []).map((c) => /^confidant_session=([^;]+)/.exec(c)?.[1]).find(Boolean);
-    if (res.status !== 201 || !session) throw new BenchFailure(`registering patient ${i}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
-    out.push({ cookie: `confidant_session=${session}`, csrfToken: (JSON.parse(res.body) as { csrfToken: string }).csrfToken });
-  }
-  return out;
-}
+type Target = { name: keyof typeof TARGETS; child: ChildServer; clinicianId: string; patients: SignedIn[]; slots: string[] };
 
 /** Time from starting a fresh connect to the first byte of the answer to a raw GET. */
 function probe(port: number): Promise<number> {
@@ -142,7 +121,7 @@ async function measure(t: Target, round: number, opts: { warmupS: number; durati
   let booked = 0;
   let slotTaken = 0;
   let failed: Error | undefined;
-  const call = async (p: Patient, method: 'GET' | 'POST', urlPath: string, json?: object) => {
+  const call = async (p: SignedIn, method: 'GET' | 'POST', urlPath: string, json?: object) => {
     const res = await send(agent, HOST, t.child.port, {
       method,
       path: urlPath,
@@ -156,7 +135,7 @@ async function measure(t: Target, round: number, opts: { warmupS: number; durati
     if ((res.status < 200 || res.status > 299) && !taken) throw new BenchFailure(`${method} ${urlPath}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
     return { ...res, taken, counted };
   };
-  const patientLoop = async (p: Patient) => {
+  const patientLoop = async (p: SignedIn) => {
     while (!failed && performance.now() < to) {
       const startsAt = t.slots[Math.floor(Math.random() * t.slots.length)]!;
       const res = await call(p, 'POST', '/api/appointments', { clinicianId: t.clinicianId, startsAt, mode: 'audio', reason: 'Persistent cough for two weeks' });
@@ -198,7 +177,7 @@ async function measure(t: Target, round: number, opts: { warmupS: number; durati
   };
 }
 
-async function main() {
+async function main(bench: Bench) {
   const opts = {
     durationS: envInt('BENCH_DURATION_S', 10, 1, 300),
     warmupS: envInt('BENCH_WARMUP_S', 2, 0, 60),
@@ -206,73 +185,52 @@ async function main() {
     slots: envInt('BENCH_SLOTS', 64, 1, 500),
     rounds: envInt('BENCH_ROUNDS', 2, 1, 10),
   };
-  const log = (msg: string) => console.log(`[bench:embedded] ${msg}`);
-  const dirs: string[] = [];
-  const children: ChildServer[] = [];
-  let cleaning: Promise<void> | undefined;
-  const cleanup = () =>
-    (cleaning ??= Promise.all(children.map((c) => c.stop().catch((e) => console.error(`stopping ${c.name}: ${String(e)}`)))).then(() => {
-      for (const d of dirs) rmSync(d, { recursive: true, force: true });
-    }));
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
-
-  try {
-    log(`load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${os.cpus().length} cores; ${opts.clients} clients, ${opts.slots} slots, ${opts.warmupS}s + ${opts.durationS}s per run`);
-    const targets: Target[] = [];
-    for (const [name, thread] of Object.entries(TARGETS) as [keyof typeof TARGETS, Thread][]) {
-      const dir = mkdtempSync(path.join(os.tmpdir(), `confidant-bench-embedded-${name}-`));
-      dirs.push(dir);
-      const child = await startChild(`${name} (${thread} thread)`, fileURLToPath(import.meta.url), ['serve', thread, dir]);
-      children.push(child);
-      const clinicianId = await child.call<string>('clinician');
-      const patients = await registerPatients(child.port, opts.clients);
-      // Two days ahead in the clinic's zone: no slot starts (and stops being bookable) during the run.
-      const day = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/London' }).format(new Date(Date.now() + 2 * 86_400_000));
-      const res = await send(undefined, HOST, child.port, { path: `/api/slots?clinicianId=${clinicianId}&from=${day}&limit=${opts.slots}`, headers: { cookie: patients[0]!.cookie } });
-      if (res.status !== 200) throw new BenchFailure(`free slots: HTTP ${res.status} ${res.body.slice(0, 300)}`);
-      const slots = (JSON.parse(res.body) as { slots: { startsAt: string }[] }).slots.map((s) => s.startsAt);
-      if (slots.length < opts.slots) throw new BenchFailure(`only ${slots.length} free slots`);
-      targets.push({ name, child, clinicianId, patients, slots });
-      log(`${child.name}: ready on port ${child.port}, ${patients.length} patients, ${slots.length} slots`);
-    }
-
-    const runs: Run[] = [];
-    const row = (cells: (string | number)[]) => console.log(cells.map((c, i) => String(c).padStart([5, 6, 7, 7, 6, 7, 7, 7, 7, 9, 10, 14, 11, 8][i]!)).join(' '));
-    const n = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
-    console.log('\nfirst byte (fb) in ms; 32 new connections per run, so p99 is the slowest of the 32. run, wait, others: ms per second\n');
-    row(['round', 'target', 'req/s', 'book/s', '409s', 'fb p50', 'fb p90', 'fb p99', 'fb max', 'main loop', 'loop stall', 'main run/wait', 'others run', 'machine']);
-    for (let round = 1; round <= opts.rounds; round++) {
-      for (const t of targets) {
-        const r = await measure(t, round, opts);
-        runs.push(r);
-        const { p50, p90, p99, max } = r.firstByteMs;
-        const { mainRun, mainWait, othersRun } = r.threads;
-        row([round, r.target, n(r.rps), n(r.bookingsPerS), r.slotTaken, n(p50), n(p90), n(p99), n(max), `${n(r.serverLoop * 100)}%`, `${n(r.loopDelayMaxMs)} ms`, `${n(mainRun)} / ${n(mainWait)}`, n(othersRun), n(r.machineCores, 2)]);
-      }
-    }
-    console.log();
-    let met = true;
-    for (let round = 1; round <= opts.rounds; round++) {
-      const [a, b] = (['a', 'b'] as const).map((name) => runs.find((r) => r.round === round && r.target === name)!) as [Run, Run];
-      const pass = b.firstByteMs.p99 <= TARGET_P99_MS;
-      met &&= pass;
-      console.log(
-        `round ${round}: first-byte p99 (b) ${n(b.firstByteMs.p99)} ms, (a) ${n(a.firstByteMs.p99)} ms, b/a ${n(b.firstByteMs.p99 / a.firstByteMs.p99, 2)}; ` +
-          `req/s b/a ${n(b.rps / a.rps, 2)}; (b) p99 ≤ ${TARGET_P99_MS} ms: ${pass ? 'PASS' : 'MISS'}`,
-      );
-    }
-    console.log(`\ntarget: (b) first-byte p99 ≤ ${TARGET_P99_MS} ms in every round: ${met ? 'PASS' : 'MISS'}`);
-    const results = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
-    mkdirSync(results, { recursive: true });
-    writeFileSync(path.join(results, 'embedded-latest.json'), JSON.stringify({ at: new Date().toISOString(), loadavg: os.loadavg(), opts, runs }, null, 2));
-  } catch (err) {
-    console.error(`[bench:embedded] FAILED: ${err instanceof Error ? err.message : String(err)}`);
-    if (!(err instanceof BenchFailure)) console.error(err);
-    process.exitCode = 1;
-  } finally {
-    await cleanup();
+  const { log } = bench;
+  log(`load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, ${os.cpus().length} cores; ${opts.clients} clients, ${opts.slots} slots, ${opts.warmupS}s + ${opts.durationS}s per run`);
+  const targets: Target[] = [];
+  for (const [name, thread] of Object.entries(TARGETS) as [keyof typeof TARGETS, Thread][]) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), `confidant-bench-embedded-${name}-`));
+    await bench.defer(`removing ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+    const child = await bench.startChild(`${name} (${thread} thread)`, fileURLToPath(import.meta.url), ['serve', thread, dir]);
+    const clinicianId = await child.call<string>('clinician');
+    const patients = await registerPatients(HOST, child.port, opts.clients);
+    // Two days ahead in the clinic's zone: no slot starts (and stops being bookable) during the run.
+    const day = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/London' }).format(new Date(Date.now() + 2 * 86_400_000));
+    const free = await getJson<{ slots: { startsAt: string }[] }>(HOST, child.port, { path: `/api/slots?clinicianId=${clinicianId}&from=${day}&limit=${opts.slots}`, headers: { cookie: patients[0]!.cookie } }, 'free slots');
+    const slots = free.slots.map((s) => s.startsAt);
+    if (slots.length < opts.slots) throw new BenchFailure(`only ${slots.length} free slots`);
+    targets.push({ name, child, clinicianId, patients, slots });
+    log(`${child.name}: ready on port ${child.port}, ${patients.length} patients, ${slots.length} slots`);
   }
+
+  const runs: Run[] = [];
+  const row = (cells: (string | number)[]) => console.log(cells.map((c, i) => String(c).padStart([5, 6, 7, 7, 6, 7, 7, 7, 7, 9, 10, 14, 11, 8][i]!)).join(' '));
+  const n = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  console.log('\nfirst byte (fb) in ms; 32 new connections per run, so p99 is the slowest of the 32. run, wait, others: ms per second\n');
+  row(['round', 'target', 'req/s', 'book/s', '409s', 'fb p50', 'fb p90', 'fb p99', 'fb max', 'main loop', 'loop stall', 'main run/wait', 'others run', 'machine']);
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const t of targets) {
+      const r = await measure(t, round, opts);
+      runs.push(r);
+      const { p50, p90, p99, max } = r.firstByteMs;
+      const { mainRun, mainWait, othersRun } = r.threads;
+      row([round, r.target, n(r.rps), n(r.bookingsPerS), r.slotTaken, n(p50), n(p90), n(p99), n(max), `${n(r.serverLoop * 100)}%`, `${n(r.loopDelayMaxMs)} ms`, `${n(mainRun)} / ${n(mainWait)}`, n(othersRun), n(r.machineCores, 2)]);
+    }
+  }
+  console.log();
+  let met = true;
+  for (let round = 1; round <= opts.rounds; round++) {
+    const [a, b] = (['a', 'b'] as const).map((name) => runs.find((r) => r.round === round && r.target === name)!) as [Run, Run];
+    const pass = b.firstByteMs.p99 <= TARGET_P99_MS;
+    met &&= pass;
+    console.log(
+      `round ${round}: first-byte p99 (b) ${n(b.firstByteMs.p99)} ms, (a) ${n(a.firstByteMs.p99)} ms, b/a ${n(b.firstByteMs.p99 / a.firstByteMs.p99, 2)}; ` +
+        `req/s b/a ${n(b.rps / a.rps, 2)}; (b) p99 ≤ ${TARGET_P99_MS} ms: ${pass ? 'PASS' : 'MISS'}`,
+    );
+  }
+  console.log(`\ntarget: (b) first-byte p99 ≤ ${TARGET_P99_MS} ms in every round: ${met ? 'PASS' : 'MISS'}`);
+  bench.writeResults({ options: opts, runs });
 }
 
 if (process.argv[2] === 'serve') serveTarget(process.argv[3] as Thread, process.argv[4]!).catch(reportStartupFailure);
-else void main();
+else runBench('embedded', {}, main);

@@ -38,24 +38,23 @@
  * A failed request or a byte that differs fails the run (exit 1). Targets are reported, not enforced.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { finaliseWebm } from '../src/modules/recordings/webm';
 import { SEGMENT_SIZE } from '../src/modules/recordings/sealed-segments';
-import { commitSettings, createDatabase, dropDatabases, dropLeftovers, ensureRoles, OWNER_ROLE, serverVersion, SERVICE_ROLE, urlFor } from './lib/bench-db';
-import { startChild, type ChildServer } from './lib/child';
-import { busyCores, cpuSnapshot, threadSched, threadSchedDelta, type CpuSnapshot, type ThreadSched } from './lib/cpu';
+import { OWNER_ROLE, preparePostgres, SERVICE_ROLE, urlFor } from './lib/bench-db';
+import type { ChildServer } from './lib/child';
+import { busyCores, cpuSnapshot, procCpuMs, threadSched, threadSchedDelta, type CpuSnapshot, type ThreadSched } from './lib/cpu';
 import type { CpuSummary } from './lib/cpu-profile';
 import { summarise, type LatencySummary } from './lib/loadgen';
-import { BenchFailure, fmt, printTable } from './lib/measure';
+import { BenchFailure, envNum, loud, runBench } from './lib/harness';
+import { fmt, printTable } from './lib/measure';
 import type { PgProfile } from './lib/pg-instrument';
 import {
   fetchRange,
   firstByteTimes,
-  procCpuMs,
   procRss,
   runRangeThroughput,
   listenQueueLength,
@@ -82,14 +81,6 @@ const TARGET_SEEK_P99_MS = 50;
 const TCP_MEM_PER_STREAM = 4 * 1024 * 1024;
 /** tcp_rmem / tcp_wmem maximum while the paced streams run: 512 KiB, about 4 s of media at 1 Mbit/s. */
 const STREAM_SOCKET_BUFFER_MAX = 512 * 1024;
-
-function envNum(name: string, def: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name} must be a number from ${min} to ${max} (got "${raw}")`);
-  return n;
-}
 
 const opts = {
   fileMB: envNum('BENCH_FILE_MB', 50, 1, 1000),
@@ -148,36 +139,6 @@ interface ThroughputRun {
   machineBusyCores: number;
   /** Collections in the server during the window (Node targets). */
   gc: GcCounters | null;
-}
-
-const children: ChildServer[] = [];
-let nginx: NginxServer | null = null;
-const databases: string[] = [];
-let tmpDir: string | null = null;
-let cleaning: Promise<void> | undefined;
-
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    if (nginx) await nginx.stop().catch((e) => console.error(`stopping nginx: ${String(e)}`));
-    nginx = null;
-    for (const c of children.splice(0)) await c.stop().catch((e) => console.error(`stopping ${c.name}: ${String(e)}`));
-    await dropDatabases(databases.splice(0)).catch((e) => console.error(`dropping bench databases: ${String(e)}`));
-    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
-    tmpDir = null;
-    restoreTcpMem();
-  })();
-  return cleaning;
-}
-
-function codeVersion(): { commit: string | null; srcChanges: string | null } {
-  const git = (args: string[]) => execFileSync('git', args, { cwd: path.join(here, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  try {
-    const commit = git(['rev-parse', 'HEAD']).trim();
-    const diff = git(['diff', 'HEAD', '--', 'src']) + git(['ls-files', '--others', '--exclude-standard', '--', 'src']);
-    return { commit, srcChanges: diff ? createHash('sha256').update(diff).digest('hex').slice(0, 12) : null };
-  } catch {
-    return { commit: null, srcChanges: null };
-  }
 }
 
 function log(msg: string) {
@@ -257,15 +218,7 @@ async function throughputRun(s: Server, round: number, fileSize: number): Promis
     },
   });
   if (result.errors.total > 0) {
-    console.error(
-      [
-        '',
-        '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
-        `!! BENCH FAILED: ${result.errors.total} failed request(s) against ${LABEL[s.target]} (round ${round})`,
-        ...result.errors.examples.map((e) => `!!   ${e}`),
-        '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
-      ].join('\n'),
-    );
+    loud([`BENCH FAILED: ${result.errors.total} failed request(s) against ${LABEL[s.target]} (round ${round})`, ...result.errors.examples.map((e) => `  ${e}`)]);
     throw new BenchFailure(`${result.errors.total} failed request(s)`);
   }
   const gc = gc0 && gc1 ? gcDelta(await gc0, await gc1) : null;
@@ -534,306 +487,260 @@ function printPg(pgp: PgProfile, requests: number) {
   }
 }
 
-async function main() {
-  const started = Date.now();
-  const guard = setTimeout(() => {
-    console.error(`\n!! BENCH FAILED: still running after ${Math.round(budgetMs / 1000)} s; stopping.`);
-    void cleanup().finally(() => process.exit(1));
-  }, budgetMs);
-  // A signal can land while main is still creating the temporary directory, after cleanup removed none.
-  process.once('exit', () => {
-    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
-  });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      console.error(`\n[bench:replay] ${sig}: cleaning up`);
-      void cleanup().finally(() => process.exit(130));
+runBench('replay', { budgetMs }, async (bench) => {
+  const files = openFiles();
+  const nginxBin = opts.skipNginx ? { bin: null, why: 'BENCH_SKIP_NGINX=1' } : findNginx();
+  await bench.defer('putting back net.ipv4.tcp_mem', restoreTcpMem);
+  const pg = await preparePostgres(log);
+  log(
+    `${opts.fileMB} MB recording; throughput: ${opts.connections} connections × ${opts.rangeMB} MiB random ranges, ${opts.warmupS}s warm-up + ${opts.durationS}s × ${opts.rounds} rounds (a, b, c); ` +
+      `concurrency: ${opts.streams} streams × ${opts.streamKbit} kbit/s from ${opts.sessions} sessions, ramp ${opts.rampS}s, hold ${opts.holdS}s, ${opts.seeksPerS} seeks/s, lead ${opts.leadS}s`,
+  );
+  log(
+    `${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, Node ${process.version}, ` +
+      `open files ${files.soft}/${files.hard}; PostgreSQL ${pg.version} (${Object.entries(pg.settings).map(([k, v]) => `${k}=${v}`).join(', ')}); ` +
+      `nginx: ${nginxBin.bin ? `${nginxBin.version} (${nginxBin.bin})` : `SKIPPED: ${nginxBin.why}`}`,
+  );
+  const tcp = tcpSettings();
+  log(
+    'the load generator runs in this process, on the same machine as the servers: its CPU is reported with every run' +
+      (tcp ? `; kernel TCP memory pressure/limit ${tcp.tcpMemMiB[1]}/${tcp.tcpMemMiB[2]} MiB (tcp_mem), tcp_rmem ${tcp.rmem}, tcp_wmem ${tcp.wmem}, somaxconn ${tcp.somaxconn}` : ''),
+  );
+  let tcpMemChange: TcpMemChange | null = null;
+  if (opts.streams > 0) {
+    tcpMemChange = raiseTcpMem(opts.streams * TCP_MEM_PER_STREAM);
+    log(
+      tcpMemChange.raised
+        ? `raised the kernel's TCP memory for this run (net.ipv4.tcp_mem, pages): ${tcpMemChange.fromPages.join(' ')} → ${tcpMemChange.toPages.join(' ')} ` +
+            `(pressure/limit ${pagesToMiB(tcpMemChange.fromPages[1]!)}/${pagesToMiB(tcpMemChange.fromPages[2]!)} → ${pagesToMiB(tcpMemChange.toPages[1]!)}/${pagesToMiB(tcpMemChange.toPages[2]!)} MiB); ` +
+            `put back when the bench ends (by hand, should it be killed: sysctl -w net.ipv4.tcp_mem="${tcpMemChange.fromPages.join(' ')}")`
+        : `kernel TCP memory (net.ipv4.tcp_mem) left as it is: ${tcpMemChange.why}`,
+    );
+  }
+  // The service holds a socket and an open blob per stream; this process a socket per stream.
+  const fdsNeeded = opts.streams * 2 + 500;
+  if (opts.streams > 0 && files.soft < fdsNeeded) {
+    throw new BenchFailure(
+      `open-file limit ${files.soft} is too low for ${opts.streams} streams (the service needs about ${fdsNeeded}: a socket and an open recording per stream); ` +
+        `raise it (ulimit -n ${Math.min(files.hard, 65536)}) or set BENCH_STREAMS lower`,
+    );
+  }
+
+  const db = await bench.createDatabase('replay');
+  const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'confidant-bench-replay-'));
+  await bench.defer(`removing ${tmpDir}`, () => rmSync(tmpDir, { recursive: true, force: true }));
+  const dataDir = path.join(tmpDir, 'data');
+  mkdirSync(dataDir);
+
+  const service = await bench.startChild('service', path.join(here, 'lib/replay-service.ts'), [urlFor(SERVICE_ROLE, db), urlFor(OWNER_ROLE, db), String(opts.poolSize), dataDir]);
+  log(`service on :${service.port} (pid ${service.pid}), PostgreSQL database ${db}, DATA_DIR ${dataDir}`);
+
+  // The recording, through the API; its plaintext must be exactly what finaliseWebm makes of the upload.
+  const webm = synthesiseWebm(opts.fileMB * 1024 * 1024);
+  const expected = finaliseWebm(webm.data).data;
+  const fx = await createRecording(service, HOST, { webm: webm.data, chunkBytes: Math.round(opts.chunkMB * 1024 * 1024), sessions: opts.sessions });
+  if (!fx.plaintext.equals(expected)) throw new BenchFailure('the plaintext served by the replay route differs from finaliseWebm of the uploaded bytes');
+  const size = fx.plaintext.length;
+  log(
+    `recording ${fx.recordingId}: ${fmt(fx.uploadedBytes / 1e6, 1)} MB uploaded in ${Math.ceil(fx.uploadedBytes / (opts.chunkMB * 1024 * 1024))} chunks, ` +
+      `${fmt(size / 1e6, 1)} MB plaintext (${Math.ceil(size / SEGMENT_SIZE)} sealed segments of ${SEGMENT_SIZE / 1024} KiB), ${fmt(fx.durationS / 60, 1)} min; ` +
+      `setup ${Object.entries(fx.timings).map(([k, v]) => `${k} ${v.toFixed(1)}s`).join(', ')}`,
+  );
+  const www = path.join(tmpDir, 'www');
+  mkdirSync(www);
+  const file = path.join(www, 'recording.webm');
+  writeFileSync(file, fx.plaintext);
+
+  const plain = await bench.startChild('plain', path.join(here, 'lib/replay-plain-server.ts'), [file]);
+  let nginx: NginxServer | null = null;
+  if (nginxBin.bin) {
+    const n = (nginx = await startNginx(nginxBin.bin, path.join(tmpDir, 'nginx'), file));
+    await bench.defer('stopping nginx', () => n.stop());
+  }
+  // The same request header bytes everywhere: the baselines get the cookie too (and ignore it).
+  const cookieLines = fx.cookies.map((c) => `cookie: ${c}`);
+  const servers: Server[] = [
+    ...(nginx ? [{ target: 'a' as const, child: null, pid: nginx.pid, port: nginx.port, path: '/recording.webm', headerLines: cookieLines, fileSize: size }] : []),
+    { target: 'b', child: plain, pid: plain.pid, port: plain.port, path: '/recording.webm', headerLines: cookieLines, fileSize: size },
+    { target: 'c', child: service, pid: service.pid, port: service.port, path: `/api/recordings/${fx.recordingId}/media`, headerLines: cookieLines, fileSize: size },
+  ];
+  const server = (t: Target) => servers.find((x) => x.target === t);
+  for (const s of servers) await verifyBytes(s, fx.plaintext);
+  log(`${servers.map((s) => `${s.target} ${LABEL[s.target]} :${s.port} (pid ${s.pid})`).join(', ')}; all serve the same bytes (4 ranges checked each)`);
+
+  // 0. The floor: one seek at a time on an otherwise idle server (1 MiB from a random offset, read in full).
+  const idle: Partial<Record<Target, LatencySummary>> = {};
+  if (opts.idleSeeks > 0) {
+    for (const s of servers) {
+      const headers = { cookie: fx.cookies[0]! };
+      idle[s.target] = summarise(await firstByteTimes(HOST, s.port, s.path, headers, opts.idleSeeks, size, 77));
+    }
+    log(`one seek at a time, idle servers, first body byte: ${servers.map((s) => `${s.target} p50 ${fmt(idle[s.target]!.p50, 1)} / max ${fmt(idle[s.target]!.max, 1)} ms`).join('; ')}`);
+  }
+
+  // 1. Throughput.
+  log(`throughput: ${opts.rounds} rounds of ${servers.map((s) => s.target).join(', ')}`);
+  const runs: ThroughputRun[] = [];
+  for (let round = 1; round <= opts.rounds; round++) for (const s of servers) runs.push(await throughputRun(s, round, size));
+  const best = (t: Target) => runs.filter((r) => r.target === t).sort((x, y) => y.result.bytesPerS - x.result.bytesPerS)[0];
+  const bestA = best('a');
+  const bestB = best('b')!;
+  const bestC = best('c')!;
+
+  // 2. Profile of the route under the same load.
+  let profile: RouteProfile | null = null;
+  if (opts.profileS > 0) {
+    log(`profiling (c) for ${opts.profileS}s: V8 sampling profiler and query counting in the service`);
+    await service.call('profile-start');
+    const cpu0 = procCpuMs(service.pid);
+    const t0 = Date.now();
+    const r = await runRangeThroughput({
+      host: HOST,
+      port: service.port,
+      path: server('c')!.path,
+      connections: opts.connections,
+      warmupS: 0,
+      durationS: opts.profileS,
+      fileSize: size,
+      rangeBytes: Math.round(opts.rangeMB * 1024 * 1024),
+      seed: 999,
+      headerLines: cookieLines,
+      timeoutMs: opts.timeoutS * 1000,
     });
+    const cores = (procCpuMs(service.pid) - cpu0) / (Date.now() - t0);
+    const p = await service.call<{ pg: PgProfile; cpu: CpuSummary }>('profile-stop');
+    if (r.errors.total) throw new BenchFailure(`${r.errors.total} failed request(s) while profiling: ${r.errors.examples.join('; ')}`);
+    profile = { bytesPerS: r.bytesPerS, requests: r.requests, serverCores: cores, ...p };
   }
 
-  const code = codeVersion();
-  try {
-    const files = openFiles();
-    const nginxBin = opts.skipNginx ? { bin: null, why: 'BENCH_SKIP_NGINX=1' } : findNginx();
-    const pgVersion = await serverVersion();
-    const settings = await commitSettings();
-    log(`code ${code.commit?.slice(0, 12) ?? 'unknown'}${code.srcChanges ? ` + uncommitted src/ changes (fingerprint ${code.srcChanges})` : ''}`);
+  // 3. Concurrency: paced streams and seeks against one process: the route, then (control) plain Node.
+  let streams: ConcurrencyRecord | null = null;
+  let control: ConcurrencyRecord | null = null;
+  let streamProfile: { pg: PgProfile; cpu: CpuSummary } | null = null;
+  if (opts.streams > 0) {
+    await new Promise((r) => setTimeout(r, 1000)); // let the service settle after the throughput runs
+    const cap = capSocketBuffers(STREAM_SOCKET_BUFFER_MAX);
     log(
-      `${opts.fileMB} MB recording; throughput: ${opts.connections} connections × ${opts.rangeMB} MiB random ranges, ${opts.warmupS}s warm-up + ${opts.durationS}s × ${opts.rounds} rounds (a, b, c); ` +
-        `concurrency: ${opts.streams} streams × ${opts.streamKbit} kbit/s from ${opts.sessions} sessions, ramp ${opts.rampS}s, hold ${opts.holdS}s, ${opts.seeksPerS} seeks/s, lead ${opts.leadS}s`,
+      cap.capped
+        ? `socket buffers capped for the streams (a paused player's socket would otherwise take megabytes at full speed; see bench/lib/replay-tcp-mem.ts): ` +
+            `tcp_rmem ${cap.from[0]} → ${cap.to[0]}, tcp_wmem ${cap.from[1]} → ${cap.to[1]}; put back afterwards`
+        : `socket buffers left as they are (${cap.why}): paused streams will take up to tcp_rmem's maximum each`,
     );
-    log(
-      `${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, Node ${process.version}, ` +
-        `open files ${files.soft}/${files.hard}; PostgreSQL ${pgVersion} (${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')}); ` +
-        `nginx: ${nginxBin.bin ? `${nginxBin.version} (${nginxBin.bin})` : `SKIPPED: ${nginxBin.why}`}`,
-    );
-    const tcp = tcpSettings();
-    log(
-      'the load generator runs in this process, on the same machine as the servers: its CPU is reported with every run' +
-        (tcp ? `; kernel TCP memory pressure/limit ${tcp.tcpMemMiB[1]}/${tcp.tcpMemMiB[2]} MiB (tcp_mem), tcp_rmem ${tcp.rmem}, tcp_wmem ${tcp.wmem}, somaxconn ${tcp.somaxconn}` : ''),
-    );
-    let tcpMemChange: TcpMemChange | null = null;
-    if (opts.streams > 0) {
-      tcpMemChange = raiseTcpMem(opts.streams * TCP_MEM_PER_STREAM);
-      log(
-        tcpMemChange.raised
-          ? `raised the kernel's TCP memory for this run (net.ipv4.tcp_mem, pages): ${tcpMemChange.fromPages.join(' ')} → ${tcpMemChange.toPages.join(' ')} ` +
-              `(pressure/limit ${pagesToMiB(tcpMemChange.fromPages[1]!)}/${pagesToMiB(tcpMemChange.fromPages[2]!)} → ${pagesToMiB(tcpMemChange.toPages[1]!)}/${pagesToMiB(tcpMemChange.toPages[2]!)} MiB); ` +
-              `put back when the bench ends (by hand, should it be killed: sysctl -w net.ipv4.tcp_mem="${tcpMemChange.fromPages.join(' ')}")`
-          : `kernel TCP memory (net.ipv4.tcp_mem) left as it is: ${tcpMemChange.why}`,
-      );
+    try {
+      ({ rec: streams, profile: streamProfile } = await concurrencyRun(server('c')!, opts.holdS, opts.streamProfileS));
+      if (opts.controlHoldS > 0) ({ rec: control } = await concurrencyRun(server('b')!, opts.controlHoldS, 0));
+    } finally {
+      restoreSocketBuffers();
     }
-    // The service holds a socket and an open blob per stream; this process a socket per stream.
-    const fdsNeeded = opts.streams * 2 + 500;
-    if (opts.streams > 0 && files.soft < fdsNeeded) {
-      throw new BenchFailure(
-        `open-file limit ${files.soft} is too low for ${opts.streams} streams (the service needs about ${fdsNeeded}: a socket and an open recording per stream); ` +
-          `raise it (ulimit -n ${Math.min(files.hard, 65536)}) or set BENCH_STREAMS lower`,
-      );
-    }
-
-    await ensureRoles();
-    const leftovers = await dropLeftovers();
-    if (leftovers.length) log(`dropped leftover bench databases: ${leftovers.join(', ')}`);
-    const db = await createDatabase('replay');
-    databases.push(db);
-    tmpDir = mkdtempSync(path.join(os.tmpdir(), 'confidant-bench-replay-'));
-    const dataDir = path.join(tmpDir, 'data');
-    mkdirSync(dataDir);
-
-    const service = await startChild('service', path.join(here, 'lib/replay-service.ts'), [urlFor(SERVICE_ROLE, db), urlFor(OWNER_ROLE, db), String(opts.poolSize), dataDir]);
-    children.push(service);
-    log(`service on :${service.port} (pid ${service.pid}), PostgreSQL database ${db}, DATA_DIR ${dataDir}`);
-
-    // The recording, through the API; its plaintext must be exactly what finaliseWebm makes of the upload.
-    const webm = synthesiseWebm(opts.fileMB * 1024 * 1024);
-    const expected = finaliseWebm(webm.data).data;
-    const fx = await createRecording(service, HOST, { webm: webm.data, chunkBytes: Math.round(opts.chunkMB * 1024 * 1024), sessions: opts.sessions });
-    if (!fx.plaintext.equals(expected)) throw new BenchFailure('the plaintext served by the replay route differs from finaliseWebm of the uploaded bytes');
-    const size = fx.plaintext.length;
-    log(
-      `recording ${fx.recordingId}: ${fmt(fx.uploadedBytes / 1e6, 1)} MB uploaded in ${Math.ceil(fx.uploadedBytes / (opts.chunkMB * 1024 * 1024))} chunks, ` +
-        `${fmt(size / 1e6, 1)} MB plaintext (${Math.ceil(size / SEGMENT_SIZE)} sealed segments of ${SEGMENT_SIZE / 1024} KiB), ${fmt(fx.durationS / 60, 1)} min; ` +
-        `setup ${Object.entries(fx.timings).map(([k, v]) => `${k} ${v.toFixed(1)}s`).join(', ')}`,
-    );
-    const www = path.join(tmpDir, 'www');
-    mkdirSync(www);
-    const file = path.join(www, 'recording.webm');
-    writeFileSync(file, fx.plaintext);
-
-    const plain = await startChild('plain', path.join(here, 'lib/replay-plain-server.ts'), [file]);
-    children.push(plain);
-    if (nginxBin.bin) nginx = await startNginx(nginxBin.bin, path.join(tmpDir, 'nginx'), file);
-    // The same request header bytes everywhere: the baselines get the cookie too (and ignore it).
-    const cookieLines = fx.cookies.map((c) => `cookie: ${c}`);
-    const servers: Server[] = [
-      ...(nginx ? [{ target: 'a' as const, child: null, pid: nginx.pid, port: nginx.port, path: '/recording.webm', headerLines: cookieLines, fileSize: size }] : []),
-      { target: 'b', child: plain, pid: plain.pid, port: plain.port, path: '/recording.webm', headerLines: cookieLines, fileSize: size },
-      { target: 'c', child: service, pid: service.pid, port: service.port, path: `/api/recordings/${fx.recordingId}/media`, headerLines: cookieLines, fileSize: size },
-    ];
-    const server = (t: Target) => servers.find((x) => x.target === t);
-    for (const s of servers) await verifyBytes(s, fx.plaintext);
-    log(`${servers.map((s) => `${s.target} ${LABEL[s.target]} :${s.port} (pid ${s.pid})`).join(', ')}; all serve the same bytes (4 ranges checked each)`);
-
-    // 0. The floor: one seek at a time on an otherwise idle server (1 MiB from a random offset, read in full).
-    const idle: Partial<Record<Target, LatencySummary>> = {};
-    if (opts.idleSeeks > 0) {
-      for (const s of servers) {
-        const headers = { cookie: fx.cookies[0]! };
-        idle[s.target] = summarise(await firstByteTimes(HOST, s.port, s.path, headers, opts.idleSeeks, size, 77));
-      }
-      log(`one seek at a time, idle servers, first body byte: ${servers.map((s) => `${s.target} p50 ${fmt(idle[s.target]!.p50, 1)} / max ${fmt(idle[s.target]!.max, 1)} ms`).join('; ')}`);
-    }
-
-    // 1. Throughput.
-    log(`throughput: ${opts.rounds} rounds of ${servers.map((s) => s.target).join(', ')}`);
-    const runs: ThroughputRun[] = [];
-    for (let round = 1; round <= opts.rounds; round++) for (const s of servers) runs.push(await throughputRun(s, round, size));
-    const best = (t: Target) => runs.filter((r) => r.target === t).sort((x, y) => y.result.bytesPerS - x.result.bytesPerS)[0];
-    const bestA = best('a');
-    const bestB = best('b')!;
-    const bestC = best('c')!;
-
-    // 2. Profile of the route under the same load.
-    let profile: RouteProfile | null = null;
-    if (opts.profileS > 0) {
-      log(`profiling (c) for ${opts.profileS}s: V8 sampling profiler and query counting in the service`);
-      await service.call('profile-start');
-      const cpu0 = procCpuMs(service.pid);
-      const t0 = Date.now();
-      const r = await runRangeThroughput({
-        host: HOST,
-        port: service.port,
-        path: server('c')!.path,
-        connections: opts.connections,
-        warmupS: 0,
-        durationS: opts.profileS,
-        fileSize: size,
-        rangeBytes: Math.round(opts.rangeMB * 1024 * 1024),
-        seed: 999,
-        headerLines: cookieLines,
-        timeoutMs: opts.timeoutS * 1000,
-      });
-      const cores = (procCpuMs(service.pid) - cpu0) / (Date.now() - t0);
-      const p = await service.call<{ pg: PgProfile; cpu: CpuSummary }>('profile-stop');
-      if (r.errors.total) throw new BenchFailure(`${r.errors.total} failed request(s) while profiling: ${r.errors.examples.join('; ')}`);
-      profile = { bytesPerS: r.bytesPerS, requests: r.requests, serverCores: cores, ...p };
-    }
-
-    // 3. Concurrency: paced streams and seeks against one process: the route, then (control) plain Node.
-    let streams: ConcurrencyRecord | null = null;
-    let control: ConcurrencyRecord | null = null;
-    let streamProfile: { pg: PgProfile; cpu: CpuSummary } | null = null;
-    if (opts.streams > 0) {
-      await new Promise((r) => setTimeout(r, 1000)); // let the service settle after the throughput runs
-      const cap = capSocketBuffers(STREAM_SOCKET_BUFFER_MAX);
-      log(
-        cap.capped
-          ? `socket buffers capped for the streams (a paused player's socket would otherwise take megabytes at full speed; see bench/lib/replay-tcp-mem.ts): ` +
-              `tcp_rmem ${cap.from[0]} → ${cap.to[0]}, tcp_wmem ${cap.from[1]} → ${cap.to[1]}; put back afterwards`
-          : `socket buffers left as they are (${cap.why}): paused streams will take up to tcp_rmem's maximum each`,
-      );
-      try {
-        ({ rec: streams, profile: streamProfile } = await concurrencyRun(server('c')!, opts.holdS, opts.streamProfileS));
-        if (opts.controlHoldS > 0) ({ rec: control } = await concurrencyRun(server('b')!, opts.controlHoldS, 0));
-      } finally {
-        restoreSocketBuffers();
-      }
-    }
-
-    // Report.
-    console.log('');
-    printTable(
-      ['round', 'target', 'GB/s', 'ranges', 'headers p50 ms', 'headers p99 ms', 'server cores', 'CPU s/GB', 'mark-compacts', 'scavenges', 'gen cores', 'machine cores'],
-      runs.map((r) => [
-        String(r.round),
-        `${r.target} ${LABEL[r.target]}`,
-        fmt(gbps(r.result.bytesPerS), 3),
-        String(r.result.requests),
-        fmt(r.result.headersMs.p50, 1),
-        fmt(r.result.headersMs.p99, 1),
-        fmt(r.serverCores, 2),
-        fmt(r.serverCpuSPerGB, 2),
-        r.gc ? String(r.gc.major) : '-',
-        r.gc ? String(r.gc.minor) : '-',
-        fmt(r.result.generatorCpuCores, 2),
-        fmt(r.machineBusyCores, 2),
-      ]),
-      2,
-    );
-    console.log('');
-    for (const b of [bestA, bestB, bestC]) {
-      if (b) console.log(`best (${b.target}) ${LABEL[b.target].padEnd(17)} ${fmt(gbps(b.result.bytesPerS), 3)} GB/s  (round ${b.round}; server ${fmt(b.serverCores, 2)} cores, ${fmt(b.serverCpuSPerGB, 2)} CPU s/GB)`);
-    }
-    if (!bestA) console.log(`(a) nginx: skipped (${nginxBin.bin ? 'not started' : nginxBin.why})`);
-    const ratioCA = bestA ? bestC.result.bytesPerS / bestA.result.bytesPerS : null;
-    const ratioCB = bestC.result.bytesPerS / bestB.result.bytesPerS;
-    const ratioBA = bestA ? bestB.result.bytesPerS / bestA.result.bytesPerS : null;
-    const throughputMet = ratioCA !== null ? ratioCA >= TARGET_OF_NGINX : ratioCB >= TARGET_OF_NODE;
-    console.log(
-      `ratio c/a (route / nginx): ${ratioCA === null ? '-' : ratioCA.toFixed(2)}${ratioCA !== null ? ` (target ≥ ${TARGET_OF_NGINX.toFixed(2)}: ${ratioCA >= TARGET_OF_NGINX ? 'met' : 'NOT MET'})` : ''}; ` +
-        `c/b (route / plain Node): ${ratioCB.toFixed(2)}${ratioCA === null ? ` (target without nginx ≥ ${TARGET_OF_NODE.toFixed(2)}: ${ratioCB >= TARGET_OF_NODE ? 'met' : 'NOT MET'})` : ''}; ` +
-        `b/a: ${ratioBA === null ? '-' : ratioBA.toFixed(2)}`,
-    );
-    const median = (t: Target) => {
-      const v = runs.filter((r) => r.target === t).map((r) => r.serverCpuSPerGB).sort((x, y) => x - y);
-      return v.length ? v[Math.floor((v.length - 1) / 2)]! : NaN;
-    };
-    console.log(
-      `CPU per GB served (server process, median of the runs): ${servers.map((s) => `${s.target} ${fmt(median(s.target), 2)} s`).join(', ')}` +
-        ` — c costs ${fmt(median('c') / median('b'), 1)}× b${bestA ? ` and ${fmt(median('c') / median('a'), 1)}× a` : ''} (less sensitive to the machine's other load than GB/s)`,
-    );
-    if (opts.idleSeeks > 0) console.log(`one seek at a time on an idle server, first body byte: ${servers.map((s) => `${s.target} ${ms(idle[s.target]!)}`).join('; ')}`);
-
-    if (profile) {
-      console.log(
-        `\n(c) replay route profile: ${fmt(gbps(profile.bytesPerS), 3)} GB/s with the profiler on, ${profile.requests} ranges of ${opts.rangeMB} MiB; server ${fmt(profile.serverCores, 2)} cores`,
-      );
-      printPg(profile.pg, Math.max(1, profile.requests));
-      printCpu(profile.cpu);
-    }
-
-    let concurrencyMet: boolean | null = null;
-    if (streams) {
-      const hold = streams.phases.find((p) => p.name === 'hold')!;
-      concurrencyMet = streams.healthy === streams.streams && hold.seekFirstByteMs.p99 < TARGET_SEEK_P99_MS;
-      printConcurrency(streams, true);
-      if (control) printConcurrency(control, false);
-      if (streamProfile) {
-        const prof = streams.phases.find((p) => p.name === 'profiled');
-        console.log(`\n(c) profile while holding the streams (${opts.streamProfileS}s, ${prof?.seeks ?? 0} seeks, profiler on; per-request figures are per seek):`);
-        printPg(streamProfile.pg, Math.max(1, prof?.seeks ?? 1));
-        printCpu(streamProfile.cpu);
-      }
-    }
-
-    const out = {
-      benchmark: 'replay',
-      finishedAt: new Date().toISOString(),
-      elapsedS: (Date.now() - started) / 1000,
-      options: opts,
-      code,
-      machine: {
-        cpus: os.cpus().length,
-        cpuModel: os.cpus()[0]?.model ?? null,
-        loadAverageAtStart: os.loadavg(),
-        node: process.version,
-        postgres: pgVersion,
-        postgresSettings: settings,
-        nginx: nginxBin.bin ? nginxBin.version : null,
-        openFiles: files,
-        tcp: tcpSettings(),
-        tcpMemChange,
-      },
-      recording: { plaintextBytes: size, uploadedBytes: fx.uploadedBytes, durationS: fx.durationS, segmentBytes: SEGMENT_SIZE, sha256: fx.plaintextSha256, setupS: fx.timings },
-      targets: {
-        a: nginx ? 'nginx sendfile of the plaintext file (own instance, master_process off, sendfile on, access_log off)' : `skipped: ${nginxBin.bin ? 'not started' : nginxBin.why}`,
-        b: 'node:http + fs.createReadStream(file, {start, end}) piped to the response (default 64 KiB buffers), Range honoured',
-        c: 'createService: GET /api/recordings/:id/media with Range and a patient session cookie (session, READ ONLY scoped transaction, RLS, audit group commit before the first byte, egress check, AES-256-GCM segments decrypted)',
-      },
-      throughput: {
-        runs: runs.map((r) => ({
-          target: r.target,
-          round: r.round,
-          gbPerS: gbps(r.result.bytesPerS),
-          bytes: r.result.bytes,
-          ranges: r.result.requests,
-          headersMs: r.result.headersMs,
-          serverCores: r.serverCores,
-          serverCpuSPerGB: r.serverCpuSPerGB,
-          generatorCores: r.result.generatorCpuCores,
-          generatorEventLoopUtilization: r.result.generatorEventLoopUtilization,
-          machineBusyCores: r.machineBusyCores,
-          gc: r.gc,
-        })),
-        best: Object.fromEntries(
-          ([bestA, bestB, bestC].filter(Boolean) as ThroughputRun[]).map((b) => [b.target, { round: b.round, gbPerS: gbps(b.result.bytesPerS), serverCores: b.serverCores, serverCpuSPerGB: b.serverCpuSPerGB }]),
-        ),
-        ratios: { cOverA: ratioCA, cOverB: ratioCB, bOverA: ratioBA },
-        target: ratioCA !== null ? { ratio: 'c/a', min: TARGET_OF_NGINX, met: throughputMet } : { ratio: 'c/b', min: TARGET_OF_NODE, met: throughputMet },
-      },
-      idleSeekFirstByteMs: idle,
-      profile,
-      concurrency: streams ? { ...streams, target: { allHealthy: true, seekP99MsBelow: TARGET_SEEK_P99_MS, met: concurrencyMet } } : null,
-      concurrencyProfile: streamProfile,
-      concurrencyControl: control,
-    };
-    const dir = path.join(here, 'results');
-    mkdirSync(dir, { recursive: true });
-    const outFile = path.join(dir, 'replay-latest.json');
-    writeFileSync(outFile, `${JSON.stringify(out, null, 2)}\n`);
-    log(`wrote ${path.relative(process.cwd(), outFile)} (${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
-  } finally {
-    clearTimeout(guard);
-    await cleanup();
   }
-}
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    if (!(err instanceof BenchFailure)) console.error(err);
-    console.error(`\n[bench:replay] FAILED: ${err instanceof Error ? err.message : String(err)}`);
-    void cleanup().finally(() => process.exit(1));
-  },
-);
+  // Report.
+  console.log('');
+  printTable(
+    ['round', 'target', 'GB/s', 'ranges', 'headers p50 ms', 'headers p99 ms', 'server cores', 'CPU s/GB', 'mark-compacts', 'scavenges', 'gen cores', 'machine cores'],
+    runs.map((r) => [
+      String(r.round),
+      `${r.target} ${LABEL[r.target]}`,
+      fmt(gbps(r.result.bytesPerS), 3),
+      String(r.result.requests),
+      fmt(r.result.headersMs.p50, 1),
+      fmt(r.result.headersMs.p99, 1),
+      fmt(r.serverCores, 2),
+      fmt(r.serverCpuSPerGB, 2),
+      r.gc ? String(r.gc.major) : '-',
+      r.gc ? String(r.gc.minor) : '-',
+      fmt(r.result.generatorCpuCores, 2),
+      fmt(r.machineBusyCores, 2),
+    ]),
+    2,
+  );
+  console.log('');
+  for (const b of [bestA, bestB, bestC]) {
+    if (b) console.log(`best (${b.target}) ${LABEL[b.target].padEnd(17)} ${fmt(gbps(b.result.bytesPerS), 3)} GB/s  (round ${b.round}; server ${fmt(b.serverCores, 2)} cores, ${fmt(b.serverCpuSPerGB, 2)} CPU s/GB)`);
+  }
+  if (!bestA) console.log(`(a) nginx: skipped (${nginxBin.bin ? 'not started' : nginxBin.why})`);
+  const ratioCA = bestA ? bestC.result.bytesPerS / bestA.result.bytesPerS : null;
+  const ratioCB = bestC.result.bytesPerS / bestB.result.bytesPerS;
+  const ratioBA = bestA ? bestB.result.bytesPerS / bestA.result.bytesPerS : null;
+  const throughputMet = ratioCA !== null ? ratioCA >= TARGET_OF_NGINX : ratioCB >= TARGET_OF_NODE;
+  console.log(
+    `ratio c/a (route / nginx): ${ratioCA === null ? '-' : ratioCA.toFixed(2)}${ratioCA !== null ? ` (target ≥ ${TARGET_OF_NGINX.toFixed(2)}: ${ratioCA >= TARGET_OF_NGINX ? 'met' : 'NOT MET'})` : ''}; ` +
+      `c/b (route / plain Node): ${ratioCB.toFixed(2)}${ratioCA === null ? ` (target without nginx ≥ ${TARGET_OF_NODE.toFixed(2)}: ${ratioCB >= TARGET_OF_NODE ? 'met' : 'NOT MET'})` : ''}; ` +
+      `b/a: ${ratioBA === null ? '-' : ratioBA.toFixed(2)}`,
+  );
+  const median = (t: Target) => {
+    const v = runs.filter((r) => r.target === t).map((r) => r.serverCpuSPerGB).sort((x, y) => x - y);
+    return v.length ? v[Math.floor((v.length - 1) / 2)]! : NaN;
+  };
+  console.log(
+    `CPU per GB served (server process, median of the runs): ${servers.map((s) => `${s.target} ${fmt(median(s.target), 2)} s`).join(', ')}` +
+      ` — c costs ${fmt(median('c') / median('b'), 1)}× b${bestA ? ` and ${fmt(median('c') / median('a'), 1)}× a` : ''} (less sensitive to the machine's other load than GB/s)`,
+  );
+  if (opts.idleSeeks > 0) console.log(`one seek at a time on an idle server, first body byte: ${servers.map((s) => `${s.target} ${ms(idle[s.target]!)}`).join('; ')}`);
+
+  if (profile) {
+    console.log(
+      `\n(c) replay route profile: ${fmt(gbps(profile.bytesPerS), 3)} GB/s with the profiler on, ${profile.requests} ranges of ${opts.rangeMB} MiB; server ${fmt(profile.serverCores, 2)} cores`,
+    );
+    printPg(profile.pg, Math.max(1, profile.requests));
+    printCpu(profile.cpu);
+  }
+
+  let concurrencyMet: boolean | null = null;
+  if (streams) {
+    const hold = streams.phases.find((p) => p.name === 'hold')!;
+    concurrencyMet = streams.healthy === streams.streams && hold.seekFirstByteMs.p99 < TARGET_SEEK_P99_MS;
+    printConcurrency(streams, true);
+    if (control) printConcurrency(control, false);
+    if (streamProfile) {
+      const prof = streams.phases.find((p) => p.name === 'profiled');
+      console.log(`\n(c) profile while holding the streams (${opts.streamProfileS}s, ${prof?.seeks ?? 0} seeks, profiler on; per-request figures are per seek):`);
+      printPg(streamProfile.pg, Math.max(1, prof?.seeks ?? 1));
+      printCpu(streamProfile.cpu);
+    }
+  }
+
+  bench.writeResults({
+    options: opts,
+    machine: {
+      postgres: pg.version,
+      postgresSettings: pg.settings,
+      nginx: nginxBin.bin ? nginxBin.version : null,
+      openFiles: files,
+      tcp: tcpSettings(),
+      tcpMemChange,
+    },
+    recording: { plaintextBytes: size, uploadedBytes: fx.uploadedBytes, durationS: fx.durationS, segmentBytes: SEGMENT_SIZE, sha256: fx.plaintextSha256, setupS: fx.timings },
+    targets: {
+      a: nginx ? 'nginx sendfile of the plaintext file (own instance, master_process off, sendfile on, access_log off)' : `skipped: ${nginxBin.bin ? 'not started' : nginxBin.why}`,
+      b: 'node:http + fs.createReadStream(file, {start, end}) piped to the response (default 64 KiB buffers), Range honoured',
+      c: 'createService: GET /api/recordings/:id/media with Range and a patient session cookie (session, READ ONLY scoped transaction, RLS, audit group commit before the first byte, egress check, AES-256-GCM segments decrypted)',
+    },
+    throughput: {
+      runs: runs.map((r) => ({
+        target: r.target,
+        round: r.round,
+        gbPerS: gbps(r.result.bytesPerS),
+        bytes: r.result.bytes,
+        ranges: r.result.requests,
+        headersMs: r.result.headersMs,
+        serverCores: r.serverCores,
+        serverCpuSPerGB: r.serverCpuSPerGB,
+        generatorCores: r.result.generatorCpuCores,
+        generatorEventLoopUtilization: r.result.generatorEventLoopUtilization,
+        machineBusyCores: r.machineBusyCores,
+        gc: r.gc,
+      })),
+      best: Object.fromEntries(
+        ([bestA, bestB, bestC].filter(Boolean) as ThroughputRun[]).map((b) => [b.target, { round: b.round, gbPerS: gbps(b.result.bytesPerS), serverCores: b.serverCores, serverCpuSPerGB: b.serverCpuSPerGB }]),
+      ),
+      ratios: { cOverA: ratioCA, cOverB: ratioCB, bOverA: ratioBA },
+      target: ratioCA !== null ? { ratio: 'c/a', min: TARGET_OF_NGINX, met: throughputMet } : { ratio: 'c/b', min: TARGET_OF_NODE, met: throughputMet },
+    },
+    idleSeekFirstByteMs: idle,
+    profile,
+    concurrency: streams ? { ...streams, target: { allHealthy: true, seekP99MsBelow: TARGET_SEEK_P99_MS, met: concurrencyMet } } : null,
+    concurrencyProfile: streamProfile,
+    concurrencyControl: control,
+  });
+});

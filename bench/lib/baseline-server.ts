@@ -17,8 +17,7 @@
 import Fastify from 'fastify';
 import pg from 'pg';
 import { reportStartupFailure, serveParent } from './child';
-import { cpuProfiler } from './cpu-profile';
-import { instrumentPg } from './pg-instrument';
+import { profileCommands } from './pg-instrument';
 
 const [url, poolSizeArg, listUrl] = process.argv.slice(2);
 
@@ -35,8 +34,7 @@ const PAST_LIMIT = 50;
 
 async function main() {
   if (!url || !poolSizeArg) throw new Error('usage: baseline-server <database url> <pool size>');
-  const profiler = instrumentPg();
-  const cpu = cpuProfiler();
+  const profiling = profileCommands();
   // The service's parsers (src/db/database.ts), so both sides decode rows the same way.
   pg.types.setTypeParser(20, (v: string) => Number(v));
   pg.types.setTypeParser(1082, (v: string) => v);
@@ -84,27 +82,18 @@ async function main() {
       }));
       const upcoming = views.filter((v) => v.status === 'booked' && Date.parse(v.endsAt) > now);
       const past = views.filter((v) => !upcoming.includes(v)).reverse().slice(0, PAST_LIMIT);
-      return { upcoming, past };
+      // As the route: the lists and the clinic's booking limit (MAX_FUTURE_BOOKINGS, default 2).
+      return { upcoming, past, maxUpcoming: 2 };
     });
   }
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  serveParent(
-    port,
-    {
-      'profile-start': async () => {
-        await cpu.start();
-        profiler.start();
-      },
-      'profile-stop': async () => ({ pg: profiler.stop(), cpu: await cpu.stop() }),
-    },
-    async () => {
-      await app.close();
-      await pool.end();
-      await listPool?.end();
-    },
-  );
+  serveParent(port, profiling, async () => {
+    await app.close();
+    await pool.end();
+    await listPool?.end();
+  });
 }
 
 main().catch(reportStartupFailure);

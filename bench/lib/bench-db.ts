@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { OWNER_ROLE, PG_ADMIN_URL, SERVICE_ROLE, urlFor, withAdmin } from '../../test/pg-admin';
+import { procCpuMs } from './cpu';
 
 /**
  * Bench databases on the shared PostgreSQL server. Names carry this process's pid so that
@@ -116,36 +115,22 @@ export async function commitSettings(): Promise<Record<string, string>> {
   });
 }
 
+/** Before a bench's first database: the server's version and commit settings, the roles, leftovers dropped (and logged). */
+export async function preparePostgres(log: (msg: string) => void): Promise<{ version: string; settings: Record<string, string> }> {
+  const version = await serverVersion();
+  const settings = await commitSettings();
+  await ensureRoles();
+  const leftovers = await dropLeftovers();
+  if (leftovers.length) log(`dropped leftover bench databases: ${leftovers.join(', ')}`);
+  return { version, settings };
+}
+
 export interface ActivityProfile {
   samples: number;
   /** Mean number of the database's client backends in each state over the sampling window. */
   meanBackends: Record<string, number>;
   /** CPU time of those backends over the window (from /proc; null when it cannot be read, e.g. a remote server). */
   backendCpuMs: number | null;
-}
-
-let ticksPerSecond: number | undefined;
-function clockTicks(): number {
-  if (ticksPerSecond === undefined) {
-    try {
-      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      ticksPerSecond = 100;
-    }
-  }
-  return ticksPerSecond;
-}
-
-/** utime + stime of a local process in ms, or null. */
-function processCpuMs(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of stat(5); f[0] is field 3.
-    return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks();
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -179,8 +164,8 @@ export function sampleActivity(database: string, everyMs = 20) {
       await c.connect();
       if (local) {
         for (const pid of await backends()) {
-          const ms = processCpuMs(pid);
-          if (ms !== null) cpuAtStart.set(pid, ms);
+          const ms = procCpuMs(pid);
+          if (!Number.isNaN(ms)) cpuAtStart.set(pid, ms);
         }
       }
       loop = (async () => {
@@ -209,8 +194,8 @@ export function sampleActivity(database: string, everyMs = 20) {
         let total = 0;
         let seen = 0;
         for (const pid of await backends().catch(() => [] as number[])) {
-          const ms = processCpuMs(pid);
-          if (ms === null) continue;
+          const ms = procCpuMs(pid);
+          if (Number.isNaN(ms)) continue;
           total += ms - (cpuAtStart.get(pid) ?? 0);
           seen++;
         }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Machine-wide CPU time from /proc/stat (Linux), to see how much of the box a run used. */
@@ -24,6 +25,30 @@ export function cpuSnapshot(): CpuSnapshot | null {
 export function busyCores(a: CpuSnapshot | null, b: CpuSnapshot | null, cpus: number): number {
   if (!a || !b || b.total === a.total) return NaN;
   return ((b.busy - a.busy) / (b.total - a.total)) * cpus;
+}
+
+let ticksPerSecond: number | undefined;
+function clockTicks(): number {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+/** utime + stime of a local process (all its threads), ms; NaN if it cannot be read. */
+export function procCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5); f[0] is field 3.
+    return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks();
+  } catch {
+    return NaN;
+  }
 }
 
 /** Per thread of a process (Linux /proc/<pid>/task/<tid>/schedstat): time on a CPU, and time runnable but waiting for one. */

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { BenchFailure } from './harness';
 
 /**
  * A small closed-loop HTTP load generator: C workers, each with its own keep-alive socket,
@@ -161,4 +163,54 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     errors,
     generatorEventLoopUtilization: elu,
   };
+}
+
+/** One GET answered 200, its body parsed; anything else fails the bench. */
+export async function getJson<T>(host: string, port: number, spec: RequestSpec, what: string): Promise<T> {
+  const res = await send(undefined, host, port, spec);
+  if (res.status !== 200) throw new BenchFailure(`${what}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+  return JSON.parse(res.body) as T;
+}
+
+export interface SignedIn {
+  email: string;
+  cookie: string;
+  csrfToken: string;
+}
+
+/** `n` patients registered through the API (POST /api/auth/register), each signed in by it. */
+export async function registerPatients(host: string, port: number, n: number): Promise<SignedIn[]> {
+  const runId = randomBytes(4).toString('hex');
+  const out: SignedIn[] = new Array(n);
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const email = `bench.${runId}.${i}@example.com`;
+      const body = JSON.stringify({ givenName: 'Bench', familyName: `Patient ${i}`, dateOfBirth: '1980-01-01', email, password: randomBytes(12).toString('base64url') });
+      const res = await send(
+        undefined,
+        host,
+        port,
+        { method: 'POST', path: '/api/auth/register', headers: { 'content-type': 'application/json', 'x-csrf-token': 'none', 'user-agent': 'confidant-bench' }, body },
+        30_000,
+      );
+      if (res.status !== 201) throw new BenchFailure(`registering patient ${i}: HTTP ${res.status} ${res.body.slice(0, 300)}`);
+      const session = ([] as string[])
+        .concat(res.headers['set-cookie'] ?? [])
+        .map((c) => /^confidant_session=([^;]+)/.exec(c)?.[1])
+        .find(Boolean);
+      const csrfToken = (JSON.parse(res.body) as { csrfToken?: string }).csrfToken;
+      if (!session || !csrfToken) throw new BenchFailure(`registering patient ${i}: no session cookie or CSRF token in the answer`);
+      out[i] = { email, cookie: `confidant_session=${session}`, csrfToken };
+    }
+  };
+  // argon2id (19 MiB, t=2) per registration: a few at a time keeps the 2 cores busy without thrashing.
+  await Promise.all(Array.from({ length: Math.min(4, n) }, worker));
+  return out;
+}
+
+/** A session cookie of the same length as `cookie`, for a baseline (which ignores it): the same request bytes as the service gets. */
+export function sameLengthCookie(cookie: string): string {
+  return `confidant_session=${'x'.repeat(cookie.length - 'confidant_session='.length)}`;
 }

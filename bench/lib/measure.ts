@@ -4,15 +4,31 @@ import { sampleActivity } from './bench-db';
 import type { ChildServer } from './child';
 import { busyCores, cpuSnapshot } from './cpu';
 import type { CpuSummary } from './cpu-profile';
+import { BenchFailure, envInt, envNum, loud } from './harness';
 import { runLoad, type LoadResult, type RequestSpec } from './loadgen';
 import type { PgProfile } from './pg-instrument';
 
 /**
- * One measured run and one profiling run against a child server, and their printing: what
- * bench/read.ts does inline, as functions, for bench:booking (read.ts keeps its own copy).
+ * Closed-loop HTTP benches (bench:read, bench:booking): one measured run and one profiling run
+ * against a child server, the best run of each target, and their printing.
  */
 
-export class BenchFailure extends Error {}
+/**
+ * The options both benches share (README: bench:read's table): BENCH_DURATION_S (10), BENCH_WARMUP_S (2),
+ * BENCH_CONNECTIONS (64), BENCH_PATIENTS (200), BENCH_POOL_SIZE (20), BENCH_PROFILE_S (3, 0 = skip),
+ * BENCH_ROUNDS (2; the best run of each target counts).
+ */
+export function closedLoopOptions(maxPatients: number) {
+  return {
+    durationS: envNum('BENCH_DURATION_S', 10, 1, 300),
+    warmupS: envNum('BENCH_WARMUP_S', 2, 0, 60),
+    connections: envInt('BENCH_CONNECTIONS', 64, 1, 1000),
+    patients: envInt('BENCH_PATIENTS', 200, 1, maxPatients),
+    poolSize: envInt('BENCH_POOL_SIZE', 20, 1, 200),
+    profileS: envNum('BENCH_PROFILE_S', 3, 0, 60),
+    rounds: envInt('BENCH_ROUNDS', 2, 1, 10),
+  };
+}
 
 export interface MeasureOptions {
   host: string;
@@ -40,14 +56,24 @@ export function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
 }
 
-export async function measureRun(
-  target: Target,
-  label: string,
-  round: number,
-  child: ChildServer,
-  requests: RequestSpec[],
-  o: MeasureOptions,
-): Promise<RunRecord> {
+/** A server under load: its requests are sent round-robin. */
+export interface LoadTarget {
+  target: Target;
+  label: string;
+  child: ChildServer;
+  requests: RequestSpec[];
+  /** The database whose backends a profiling run samples. */
+  database: string;
+}
+
+/** `rounds` rounds of every target in turn (a, b, a, b, …: what drifts on a shared machine falls on each alike). */
+export async function measureRounds(targets: LoadTarget[], rounds: number, o: MeasureOptions): Promise<RunRecord[]> {
+  const runs: RunRecord[] = [];
+  for (let round = 1; round <= rounds; round++) for (const t of targets) runs.push(await measureRun(t, round, o));
+  return runs;
+}
+
+async function measureRun({ target, label, child, requests }: LoadTarget, round: number, o: MeasureOptions): Promise<RunRecord> {
   o.log(`run ${round}/${target} (${label}): ${o.warmupS}s warm-up + ${o.durationS}s, ${o.connections} connections`);
   await child.call('usage-reset');
   const cpu0 = cpuSnapshot();
@@ -71,16 +97,11 @@ export async function measureRun(
     machineBusyCores: busyCores(cpu0, cpu1, os.cpus().length),
   };
   if (result.errors.total > 0) {
-    console.error(
-      [
-        '',
-        '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
-        `!! BENCH FAILED: ${result.errors.total} failed request(s) against ${label} (run ${round})`,
-        `!! by kind: ${JSON.stringify(result.errors.byKind)}`,
-        ...result.errors.examples.map((e) => `!!   ${e}`),
-        '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!',
-      ].join('\n'),
-    );
+    loud([
+      `BENCH FAILED: ${result.errors.total} failed request(s) against ${label} (run ${round})`,
+      `by kind: ${JSON.stringify(result.errors.byKind)}`,
+      ...result.errors.examples.map((e) => `  ${e}`),
+    ]);
     throw new BenchFailure(`${result.errors.total} failed request(s)`);
   }
   o.log(
@@ -104,15 +125,14 @@ export interface ProfileRecord {
   serverCpu: CpuSummary & { cpuCores: number; cpuMsPerRequest: number };
 }
 
-export async function profileRun(
-  target: Target,
-  label: string,
-  child: ChildServer,
-  requests: RequestSpec[],
-  database: string,
-  profileS: number,
-  o: MeasureOptions,
-): Promise<ProfileRecord> {
+/** A profiling run of each target in turn; none when `profileS` is 0. */
+export async function profileRuns(targets: LoadTarget[], profileS: number, o: MeasureOptions): Promise<ProfileRecord[]> {
+  const out: ProfileRecord[] = [];
+  if (profileS > 0) for (const t of targets) out.push(await profileRun(t, profileS, o));
+  return out;
+}
+
+async function profileRun({ target, label, child, requests, database }: LoadTarget, profileS: number, o: MeasureOptions): Promise<ProfileRecord> {
   o.log(`profiling ${target} (${label}): ${profileS}s with query counting, CPU sampling and pg_stat_activity sampling`);
   const sampler = sampleActivity(database);
   await child.call('profile-start');
@@ -150,6 +170,39 @@ export function best(runs: RunRecord[], target: Target): RunRecord {
   return runs.filter((r) => r.target === target).sort((x, y) => y.result.rps - x.result.rps)[0]!;
 }
 
+/** `best (a) label: … req/s, p50 …, p99 …`, one line a target, the figures aligned. */
+export function printBest(runs: RunRecord[], labels: Partial<Record<Target, string>>) {
+  const width = Math.max(...Object.values(labels).map((l) => l.length + 1));
+  for (const [t, label] of Object.entries(labels) as [Target, string][]) {
+    const b = best(runs, t);
+    console.log(`best (${t}) ${`${label}:`.padEnd(width)} ${fmt(b.result.rps, 0)} req/s, p50 ${fmt(b.result.latencyMs.p50, 2)} ms, p99 ${fmt(b.result.latencyMs.p99, 2)} ms`);
+  }
+}
+
+/** The runs and the best of each target, for the results file. */
+export function runsRecord(runs: RunRecord[], targets: Target[]) {
+  return {
+    runs: runs.map((r) => ({
+      target: r.target,
+      round: r.round,
+      rps: r.result.rps,
+      requests: r.result.requests,
+      latencyMs: r.result.latencyMs,
+      errors: r.result.errors.total,
+      serverCpuCores: r.serverCpuCores,
+      serverEventLoopUtilization: r.serverEventLoopUtilization,
+      machineBusyCores: r.machineBusyCores,
+      generatorEventLoopUtilization: r.result.generatorEventLoopUtilization,
+    })),
+    best: Object.fromEntries(
+      targets.map((t) => {
+        const b = best(runs, t);
+        return [t, { round: b.round, rps: b.result.rps, latencyMs: b.result.latencyMs }];
+      }),
+    ),
+  };
+}
+
 export function printTable(head: string[], rows: string[][], leftColumns = 1) {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < leftColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
@@ -180,14 +233,30 @@ export function printRuns(runs: RunRecord[], labels: Partial<Record<Target, stri
 
 export function printProfile(p: ProfileRecord) {
   console.log(
-    `\n(${p.target}) ${p.label} profile: ${fmt(p.rps, 0)} req/s while counting; ${fmt(p.roundTripsPerRequest, 2)} round trips per request` +
-      (p.pg.batchedStatements !== undefined ? ` (+ ${fmt(p.pg.batchedStatements / p.requests, 2)} statements batched in front of them)` : ''),
+    `\n(${p.target}) ${p.label} profile: ${fmt(p.rps, 0)} req/s while counting; ${fmt(p.roundTripsPerRequest, 2)} round trips` +
+      (p.pg.batchedStatements !== undefined ? ` (+ ${fmt(p.pg.batchedStatements / p.requests, 2)} statements batched in front of them)` : '') +
+      ` and ${fmt(p.transactionsPerRequest, 2)} transactions per request`,
   );
   const rows = p.pg.statements.map((s) => [s.kind, String(s.count), fmt(s.count / p.requests, 2), fmt(s.meanMs, 2), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2)]);
   rows.push(['(waiting for a pooled connection)', String(p.pg.poolAcquire.count), '', fmt(p.pg.poolAcquire.meanMs, 2), '', fmt(p.pg.poolAcquire.p99Ms, 2)]);
+  const { transaction: tx, auditTransaction: atx } = p.pg;
+  if (tx.count) rows.push(['(BEGIN sent → COMMIT answered)', String(tx.count), '', fmt(tx.meanMs, 2), '', fmt(tx.p99Ms, 2)]);
+  if (atx.count) rows.push(['(… of which transactions with audit rows)', String(atx.count), fmt(atx.count / p.requests, 2), fmt(atx.meanMs, 2), '', fmt(atx.p99Ms, 2)]);
   printTable(['statement (one round trip each)', 'count', 'per req', 'mean ms', 'p50 ms', 'p99 ms'], rows);
   const bk = Object.entries(p.pg.batchedKinds ?? {}).sort((x, y) => y[1] - x[1]);
   if (bk.length) console.log(`batched in front of those, per request: ${bk.map(([k, n]) => `${k} ${fmt(n / p.requests, 2)}`).join(', ')}`);
+  const rb = p.pg.readBatches;
+  if (rb?.batches) {
+    console.log(`multiplexed reads: ${rb.reads} reads in ${rb.batches} batches (${fmt(rb.reads / rb.batches, 1)} reads per batch, one round trip each)`);
+  }
+  const lock = p.pg.chainLockHold;
+  if (lock.count) {
+    console.log(
+      `audit chain head row lock held (≥ INSERT answered → COMMIT answered): mean ${fmt(lock.meanMs, 2)} ms, ` +
+        `p99 ${fmt(lock.p99Ms, 2)} ms; held ${fmt((lock.totalMs / p.pg.wallMs) * 100, 0)}% of the time ` +
+        `(ceiling ≈ ${fmt(1000 / lock.meanMs, 0)} audited transactions/s if nothing else changed)`,
+    );
+  }
   if (p.pg.audit.inserts) {
     console.log(
       `audit: ${p.pg.audit.rows} rows in ${p.pg.audit.inserts} INSERTs (${fmt(p.pg.audit.rows / p.pg.audit.inserts, 1)} rows per INSERT, ` +

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { cpuProfiler } from './cpu-profile';
 
 /**
  * Counts and times what the process sends to PostgreSQL, by wrapping pg's Client.query and
@@ -290,5 +291,21 @@ export function instrumentPg() {
         examples,
       };
     },
+  };
+}
+
+/**
+ * A child server's `profile-start` / `profile-stop` (→ { pg, cpu }) commands: query counting and
+ * V8 sampling. Call it before the server opens its pool (the wrapper is a no-op until started).
+ */
+export function profileCommands() {
+  const queries = instrumentPg();
+  const cpu = cpuProfiler();
+  return {
+    'profile-start': async () => {
+      await cpu.start();
+      queries.start();
+    },
+    'profile-stop': async () => ({ pg: queries.stop(), cpu: await cpu.stop() }),
   };
 }

@@ -33,23 +33,6 @@ export function mulberry32(seed: number): () => number {
 // ---------------------------------------------------------------------------------------------
 // /proc helpers
 
-let ticks: number | undefined;
-function clockTicks(): number {
-  // getconf CLK_TCK is 100 on every Linux this runs on; bench-db.ts asks getconf, we assume it.
-  return (ticks ??= 100);
-}
-
-/** utime + stime of a process, ms (its threads included), or NaN. */
-export function procCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks();
-  } catch {
-    return NaN;
-  }
-}
-
 /** VmRSS and VmHWM (peak) of a process, MiB. */
 export function procRss(pid: number): { rssMiB: number; peakMiB: number } {
   try {

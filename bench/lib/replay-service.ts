@@ -20,9 +20,8 @@ import { loadConfig } from '../../src/config';
 import { createStaffAccount, type StaffRoleName } from '../../src/modules/identity/staff-accounts';
 import { createService } from '../../src/server';
 import { reportStartupFailure, serveParent } from './child';
-import { cpuProfiler } from './cpu-profile';
 import { gcCounters, loopDelay } from './replay-gc';
-import { instrumentPg } from './pg-instrument';
+import { profileCommands } from './pg-instrument';
 import { requestTimeline } from './replay-timeline';
 import { sharedOpener } from '../../src/modules/recordings/segment-opener';
 
@@ -32,8 +31,7 @@ async function main() {
   const gc = gcCounters();
   const loop = loopDelay();
   if (!url || !ownerUrl || !poolSize || !dataDir) throw new Error('usage: replay-service <service url> <owner url> <pool size> <data dir>');
-  const profiler = instrumentPg();
-  const cpu = cpuProfiler();
+  const profiling = profileCommands();
   const config = loadConfig({
     DATABASE_URL: url,
     DATABASE_OWNER_URL: ownerUrl,
@@ -87,11 +85,7 @@ async function main() {
           createStaffAccount(scope, { ...a, mfa: { secret: mfaSecret, box: service.deps.identity.mfaSecrets } }),
         );
       },
-      'profile-start': async () => {
-        await cpu.start();
-        profiler.start();
-      },
-      'profile-stop': async () => ({ pg: profiler.stop(), cpu: await cpu.stop() }),
+      ...profiling,
       memory: () => process.memoryUsage(),
       gc: () => gc(),
       'loop-delay-reset': () => loop.reset(),

@@ -2,7 +2,7 @@
  * bench:replay setup: a real recording, made through the API the way the web app makes one.
  *
  *   patient registers → GP (operator path, TOTP) signs in → GP opens 24 h availability →
- *   patient books → patient joins → GP starts → GP asks, patient grants audio consent →
+ *   patient books → patient joins → GP starts → GP asks, patient grants audio and video consent →
  *   GP creates the recording → uploads the webm in chunks → finishes → the finaliser seals it →
  *   GET /api/recordings/:id answers 200 (status ready).
  *
@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newTotpSecret, totpCodeAt } from '../../src/modules/identity/totp';
 import type { ChildServer } from './child';
-import { BenchFailure } from './measure';
+import { BenchFailure } from './harness';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const DEMO_CLIP = path.join(here, '../../src/demo/assets/demo-consultation.webm');
@@ -211,8 +211,12 @@ export async function createRecording(
   const joined = await patient.expect(200, 'POST', `/api/appointments/${appointmentId}/consultation`);
   const consultationId = joined.json.id as string;
   await gp.expect(200, 'POST', `/api/consultations/${consultationId}/start`);
-  await gp.expect(200, 'POST', `/api/consultations/${consultationId}/consent-requests`, { media: 'audio' });
-  await patient.expect(200, 'POST', `/api/consultations/${consultationId}/consents`, { media: 'audio', decision: 'granted' });
+  // Sound and pictures, before the recording starts: the server keeps the whole upload (it cuts
+  // video recorded without the patient's video consent).
+  for (const media of ['audio', 'video'] as const) {
+    await gp.expect(200, 'POST', `/api/consultations/${consultationId}/consent-requests`, { media });
+    await patient.expect(200, 'POST', `/api/consultations/${consultationId}/consents`, { media, decision: 'granted' });
+  }
   mark('consultation');
 
   // The recording: created by the server for the live consultation, uploaded in chunks, finished.

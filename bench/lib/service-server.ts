@@ -7,16 +7,14 @@
 import { loadConfig } from '../../src/config';
 import { createService } from '../../src/server';
 import { reportStartupFailure, serveParent } from './child';
-import { cpuProfiler } from './cpu-profile';
-import { instrumentPg } from './pg-instrument';
+import { profileCommands } from './pg-instrument';
 
 const [url, ownerUrl, poolSize] = process.argv.slice(2);
 
 async function main() {
   if (!url || !ownerUrl || !poolSize) throw new Error('usage: service-server <service url> <owner url> <pool size>');
   // Installed before the service opens its pool (it is a no-op until profile-start).
-  const profiler = instrumentPg();
-  const cpu = cpuProfiler();
+  const profiling = profileCommands();
   const config = loadConfig({
     DATABASE_URL: url,
     DATABASE_OWNER_URL: ownerUrl,
@@ -31,17 +29,7 @@ async function main() {
   await service.built.app.listen({ port: 0, host: '127.0.0.1' });
   const address = service.built.app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
-  serveParent(
-    port,
-    {
-      'profile-start': async () => {
-        await cpu.start();
-        profiler.start();
-      },
-      'profile-stop': async () => ({ pg: profiler.stop(), cpu: await cpu.stop() }),
-    },
-    () => service.close(),
-  );
+  serveParent(port, profiling, () => service.close());
 }
 
 main().catch(reportStartupFailure);
