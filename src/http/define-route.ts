@@ -1,7 +1,7 @@
-import { EgressViolation, type EgressOwner } from '../access/egress';
 import type { FastifyReply } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ZodType } from 'zod';
+import { EgressViolation, type EgressOwner } from '../access/egress';
 import type { Permission } from '../access/permissions';
 import type { Principal } from '../access/principal';
 import type { RequestContext } from '../access/request-context';
@@ -146,10 +146,13 @@ export function patientIdsOf(objects: Iterable<unknown>): EgressOwner[] {
   return out;
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Buffer.isBuffer(v);
+/** Objects and arrays to look into; bytes (keys, media) hold no owner. */
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !ArrayBuffer.isView(v);
 
 function collectOwners(v: unknown, out: EgressOwner[], depth: number): void {
-  if (depth > 8 || !isRecord(v)) return;
+  if (!isRecord(v)) return;
+  // Deeper than any response of ours: fail closed rather than leave a part unchecked.
+  if (depth > 8) throw new EgressViolation(1, 'an object nested too deep to check');
   if (Array.isArray(v)) {
     for (const item of v) collectOwners(item, out, depth + 1);
     return;
