@@ -363,3 +363,29 @@ describe('open files: an open racing a delete', () => {
     }
   });
 });
+
+describe('open files: a reader arriving as an overtaken open lands', () => {
+  it('is never handed the overtaken file uncounted: it keeps reading after the first reader closes', async () => {
+    const name = 'recordings/overtaken';
+    let held: { land: (file: unknown) => void; open: () => Promise<unknown> } | undefined;
+    const gated = createLocalBlobStore(root, {
+      // The first open of the name waits for the test; every other open runs at once.
+      openFile: (n, open) => (n === name && !held ? new Promise((land) => (held = { land: land as (f: unknown) => void, open })) : open()),
+    });
+    await gated.put(name, randomBytes(100));
+    const first = gated.open(name);
+    const newer = randomBytes(200);
+    await gated.put(name, newer); // overtakes the open in flight
+    const file = await held!.open();
+    // Another chain's reader runs in the very microtask after the open lands, before any separate clean-up.
+    let late: ReturnType<BlobStore['open']> | undefined;
+    held!.land(file);
+    queueMicrotask(() => (late = gated.open(name)));
+    const a = await first;
+    const b = await late!;
+    await a.close();
+    // Had b joined the overtaken open uncounted, a's close would have closed the file under it.
+    expect((await b.read(0, 200)).equals(newer)).toBe(true);
+    await b.close();
+  });
+});

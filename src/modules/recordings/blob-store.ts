@@ -97,7 +97,15 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
 /** How long an object's file stays open once no reader holds it (the next range request of a replay reuses it). */
 const HANDLE_IDLE_MS = 2000;
 
-export function createLocalBlobStore(root: string): BlobStore {
+/**
+ * For tests that must decide when an open lands (its completion races a put or another reader):
+ * `openFile` receives the real open and returns its outcome, whenever it likes.
+ */
+export interface LocalBlobStoreHooks {
+  openFile?: <T>(name: string, open: () => Promise<T>) => Promise<T>;
+}
+
+export function createLocalBlobStore(root: string, hooks: LocalBlobStoreHooks = {}): BlobStore {
   const base = path.resolve(root);
 
   const pathOf = (name: string): string => {
@@ -199,7 +207,8 @@ export function createLocalBlobStore(root: string): BlobStore {
     if (current) return take(current);
     let pending = opening.get(name);
     if (!pending) {
-      const open: { promise: Promise<OpenFile>; overtaken: boolean; waiters: number } = { promise: openFile(name), overtaken: false, waiters: 0 };
+      const opened = hooks.openFile ? hooks.openFile(name, () => openFile(name)) : openFile(name);
+      const open: { promise: Promise<OpenFile>; overtaken: boolean; waiters: number } = { promise: opened, overtaken: false, waiters: 0 };
       pending = open;
       // Everyone waiting is counted as a reader the moment the file is open, so that nothing (a
       // retire, an idle close) can close it before they have it. In the same step the open stops
