@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sql, type Database, type Tx, type TxPrincipal } from '../../src/db';
+import { executeAtCommit, sql, type Database, type Tx, type TxPrincipal } from '../../src/db';
 import { freshDatabase, onPostgres } from '../harness';
+import { withAdmin } from '../pg-admin';
 
 // A transaction's handle must be dead once the transaction has ended. Otherwise a stray
 // statement (one branch of a Promise.all still querying after another branch threw) runs in
@@ -83,5 +84,31 @@ describe('a transaction handle after its transaction', () => {
     // The pool is sound afterwards.
     const p = patient();
     expect(await db.transaction(p, async (tx) => (await whoAmI(tx)).rows[0]?.id)).toBe(p.id);
+  });
+
+  // The ROLLBACK of a failed transaction travels with the statements held for its end; one of
+  // them failing makes the server skip the ROLLBACK, leaving the connection in an aborted
+  // transaction. It must be closed, never handed to the next caller.
+  it.runIf(onPostgres)('never pools a connection whose ROLLBACK did not run', async () => {
+    const database = (await sql<{ d: string }>`select current_database() as d`.execute(db.owner)).rows[0]!.d;
+    const failed = db.transaction(patient(), async (tx) => {
+      await whoAmI(tx);
+      await executeAtCommit(tx, { sql: 'select 1 / 0', parameters: [] });
+      throw new Error('the caller failed');
+    });
+    await expect(failed).rejects.toThrow('the caller failed');
+    const stuck = await withAdmin(async (c) => {
+      const r = await c.query<{ n: number }>(
+        "select count(*)::int as n from pg_stat_activity where datname = $1 and state like 'idle in transaction%'",
+        [database],
+      );
+      return r.rows[0]!.n;
+    });
+    expect(stuck, 'connections left inside an aborted transaction').toBe(0);
+    // The next callers are served as themselves.
+    for (let i = 0; i < 12; i++) {
+      const p = patient();
+      expect(await db.transaction(p, async (tx) => (await whoAmI(tx)).rows[0]?.id)).toBe(p.id);
+    }
   });
 });
