@@ -177,9 +177,13 @@ describe.skipIf(!!skipReason)(`embedded database: disk full${skipReason ? ` (ski
       .toEqual([]);
     expect.soft(gets.find((g) => g.path === '/api/health/live')?.status, 'liveness answers while the disk is full').toBe(200);
     // Reads that need no write (free slots, for a signed-in patient) are served; reads of patient
-    // data (the session's own account too) need their audit event written: storage_full.
+    // data (the session's own account too) need their audit event written: served only if it could
+    // be made durable (the WAL segment in use may still have room), else storage_full.
     expect.soft(gets.find((g) => g.path === '/api/slots?limit=5')?.status, 'free slots answer while the disk is full').toBe(200);
-    for (const path of ['/api/session', '/api/profile']) expect.soft(gets.find((g) => g.path === path)?.code, `${path} answers storage_full`).toBe('storage_full');
+    for (const path of ['/api/session', '/api/profile']) {
+      const got = gets.find((g) => g.path === path);
+      expect.soft(got?.status === 200 || got?.code === 'storage_full', `${path} answers 200 or storage_full (${got?.status} ${got?.code ?? ''})`).toBe(true);
+    }
     expect.soft(deaths.map((d) => `exit code ${d.code} signal ${d.signal}`), 'the process stays alive').toEqual([]);
     if (!deaths.length) expect.soft(watch.live(from, to).filter((p) => p.status !== 200).length, 'liveness answers 200 throughout').toBe(0);
     expect
