@@ -14,6 +14,8 @@ export const ErrorStatus = {
   invalid_mfa_code: 401,
   mfa_enrolment_required: 403,
   csrf_failed: 403,
+  /** Switching a feature back on after an automatic kill is the DPO's decision. */
+  dpo_required: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
@@ -55,6 +57,8 @@ export const ErrorStatus = {
   outcome_unknown: 503,
   /** The disk is full: nothing was saved. */
   storage_full: 503,
+  /** The feature is switched off (a kill switch): nothing was done. */
+  feature_disabled: 503,
   /** Readiness: a dependency is missing (named in details). */
   not_ready: 503,
 } as const;

@@ -21,6 +21,8 @@ import { expireIdempotencyKeys } from './http/idempotency';
 import { noRequest } from './access/request-context';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { startOperatorServer } from './observability/operator-server';
+import { FeatureFlags } from './modules/features/feature-flags';
+import { FEATURE_CHANNEL } from './modules/features/features';
 
 export interface Service {
   config: Config;
@@ -48,7 +50,7 @@ export function databaseObserver(logger: Logger, count?: (err: unknown) => void)
       // A checked-out client's loss also fails its statement, which the request counts.
       if (where !== 'client') count?.(err);
     },
-    listenReconnected: (channel) => logger.info({ channel }, 'database notifications reconnected; cached sessions dropped'),
+    listenReconnected: (channel) => logger.info({ channel }, 'database notifications reconnected; what they carry is re-read (sessions dropped, feature switches re-read)'),
   };
 }
 
@@ -141,6 +143,17 @@ export async function createService(
     wait,
     logger,
   );
+  // Kill switches: subscribed before the first read, so no change falls between the two. Every
+  // notification, and every reconnect (notifications sent meanwhile are lost), re-reads them all.
+  const features = new FeatureFlags(scopes, logger);
+  const refreshFeatures = () => void features.refresh().catch(() => undefined);
+  const stopFeatureListening = await whenDatabaseAnswers(
+    'subscribing to feature switches',
+    () => db.listen(FEATURE_CHANNEL, refreshFeatures, refreshFeatures),
+    wait,
+    logger,
+  );
+  await whenDatabaseAnswers('reading the feature switches', () => features.start(), wait, logger);
   const rec = config.recordings;
   // Recordings are sealed under this key; production must be given one (config refuses otherwise).
   const masterKey = rec.createMasterKeyIfMissing ? await ensureMasterKeyFile(rec.masterKeyFile) : await readMasterKeyFile(rec.masterKeyFile);
@@ -192,6 +205,7 @@ export async function createService(
     recordings,
     readiness,
     metrics,
+    features,
     logger: logger as unknown as AppDeps['logger'],
     databaseKind: db.kind,
   };
@@ -226,6 +240,8 @@ export async function createService(
       await built.app.close();
       await scopes.close();
       await stopListening();
+      await stopFeatureListening();
+      await features.close();
       if (!opts.db) await db.close();
       await operator?.close();
     },

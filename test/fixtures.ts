@@ -85,6 +85,7 @@ const COUNTED_TABLES = [
   'recordings',
   'recording_chunks',
   'consultation_notes',
+  'features',
 ] as const;
 export type DataCounts = Record<(typeof COUNTED_TABLES)[number], number>;
 

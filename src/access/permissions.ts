@@ -37,6 +37,8 @@ export const Permission = {
   RecordingUpload: 'recording.upload',
   RecordingRead: 'recording.read',
   RecordingPlay: 'recording.play',
+  FeatureRead: 'feature.read',
+  FeatureManage: 'feature.manage',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -92,8 +94,15 @@ const grants: Record<string, ReadonlySet<Permission>> = {
     Permission.RecordingCreate,
     Permission.RecordingUpload,
   ]),
-  'staff:dpo': new Set([...signedIn, Permission.AuditRead, Permission.StaffRead]),
-  'staff:admin': new Set([...signedIn, Permission.StaffRead, Permission.AvailabilityRead, Permission.AvailabilityManage]),
+  'staff:dpo': new Set([...signedIn, Permission.AuditRead, Permission.StaffRead, Permission.FeatureRead, Permission.FeatureManage]),
+  'staff:admin': new Set([
+    ...signedIn,
+    Permission.StaffRead,
+    Permission.AvailabilityRead,
+    Permission.AvailabilityManage,
+    Permission.FeatureRead,
+    Permission.FeatureManage,
+  ]),
   'pending:mfa': new Set([Permission.MfaVerify]),
   'pending:enrol': new Set([Permission.MfaEnrol]),
 };

@@ -12,6 +12,11 @@ Usage: confidant <command> [options]
   users add --role <clinician|dpo|admin> --email <email> --name "<display name>" [--password <pw>]
                              Create a staff account. Without --password a one-time password
                              is generated and printed. Staff enrol an authenticator app at first sign-in.
+  features list              Every feature (kill switch): on or off, when, by whom and why.
+  features off <name> --reason "<why>"
+  features on <name> --reason "<why>"
+                             Switch a feature off or on in every running process (audited).
+                             After an automatic kill only the DPO can switch it back on.
   audit verify               Walk the audit log's hash chain; exit 1 and name the first bad event.
   totp <base32-secret>       Print the current 6-digit code for a TOTP secret (demo sign-in helper).
 
@@ -56,6 +61,10 @@ async function main(argv: string[]): Promise<number> {
       });
       const { addStaffUser } = await import('./users-add');
       return addStaffUser(config, values);
+    }
+    case 'features': {
+      const { features } = await import('./features');
+      return features(config, rest);
     }
     case 'audit': {
       if (rest[0] !== 'verify') return usage('audit: only "audit verify" is supported');

@@ -42,6 +42,16 @@ export interface MfaRecoveryCodesTable {
   used_at: Opt<Date>;
 }
 
+export interface FeaturesTable {
+  name: string;
+  enabled: Generated<boolean>;
+  changed_at: Generated<Date>;
+  changed_by: string | null;
+  changed_by_label: Generated<string>;
+  reason: Generated<string>;
+  disabled_by_kind: 'person' | 'automatic' | null;
+}
+
 export interface SessionsTable {
   id: Generated<string>;
   token_hash: Buffer;
@@ -264,4 +274,5 @@ export interface DB {
   sessions: SessionsTable;
   sign_in_failures: SignInFailuresTable;
   audit_events: AuditEventsTable;
+  features: FeaturesTable;
 }

@@ -7,6 +7,7 @@ import type { RecordingDeps } from '../modules/recordings/recordings';
 import type { SessionDirectory } from '../modules/identity/sessions';
 import type { Readiness } from '../modules/health/readiness';
 import type { Metrics } from '../observability/metrics';
+import type { FeatureFlags } from '../modules/features/feature-flags';
 
 /** Everything a route may reach, wired once in the composition root (src/server.ts). */
 export interface AppDeps {
@@ -18,6 +19,8 @@ export interface AppDeps {
   recordings: RecordingDeps;
   readiness: Pick<Readiness, 'check'>;
   metrics: Metrics;
+  /** The kill switches, kept current from the database (src/modules/features). */
+  features: Pick<FeatureFlags, 'isEnabled' | 'isEnabledNow'>;
   logger: FastifyBaseLogger;
   databaseKind: 'pglite' | 'postgres';
 }

@@ -8,6 +8,7 @@ import type { RequestContext } from '../access/request-context';
 import type { Scope } from '../access/scope';
 import type { AuthenticatedSession, IssuedSession } from '../modules/identity/sessions';
 import type { Config } from '../config';
+import type { FeatureName } from '../modules/features/features';
 import type { AppDeps } from './app-deps';
 
 /**
@@ -59,6 +60,11 @@ export interface RouteDefinition<B = unknown, P = unknown, Q = unknown, R = unkn
    * proves each is in the caller's scope. `'none'` for outputs that hold no patient data.
    */
   egress: 'none' | ((output: R) => Iterable<string | EgressOwner>);
+  /**
+   * The feature (kill switch) this route belongs to: while it is off the route answers 503
+   * `feature_disabled` before its handler runs. Required of every route that returns patient data.
+   */
+  feature?: FeatureName;
   /**
    * `scoped` (the default): the handler runs inside the caller's transaction.
    * `flow`: sign-in flows that create principals and open their own scopes; they may not
@@ -120,6 +126,9 @@ export function defineRoute<B = undefined, P = undefined, Q = undefined, R = unk
   }
   if (def.idempotent && (def.method === 'GET' || def.run === 'flow' || def.send || !('permission' in def.access))) {
     throw new Error(`route ${def.method} ${def.url}: only a scoped, signed-in, state-changing JSON route may be idempotent`);
+  }
+  if (def.egress !== 'none' && !def.feature) {
+    throw new Error(`route ${def.method} ${def.url} returns patient data but names no feature`);
   }
   if (def.run === 'flow' && def.egress !== 'none') {
     throw new Error(`flow route ${def.method} ${def.url} may not return patient data`);

@@ -10,6 +10,7 @@ import { csrfTokenMatches, SESSION_COOKIE } from '../modules/identity/session-to
 import type { AuthenticatedSession, IssuedSession } from '../modules/identity/sessions';
 import type { AppDeps } from './app-deps';
 import type { AnyRoute, HandlerContext } from './define-route';
+import { featureDisabled } from '../modules/features/features';
 import { claimIdempotencyKey, completeIdempotencyKey, idempotentRequestOf, type StoredAnswer } from './idempotency';
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -130,6 +131,10 @@ async function compute(req: FastifyRequest, reply: FastifyReply, deps: AppDeps, 
       throw new AppError('not_found', 'Not found');
     }
   }
+
+  // A feature that is switched off: refused from memory, before its input is read or its handler
+  // runs, so nothing it would do happens. Not audited: a kill can be followed by many such calls.
+  if (route.feature && !(await deps.features.isEnabled(route.feature))) throw featureDisabled(route.feature);
 
   const params = parse(route.params, req.params, 'params');
   const query = parse(route.query, req.query, 'query');

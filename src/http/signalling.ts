@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { hasPermission } from '../access/permissions';
+import { featureDisabled } from '../modules/features/features';
 import type { Principal } from '../access/principal';
 import type { RequestContext } from '../access/request-context';
 import { ClientSignal, SignalClose, type ServerSignal } from '../contracts/consultations';
@@ -92,6 +93,8 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     if (!sameOrigin({ headers: req.headers }, deps.config.publicUrl)) await deny('origin', new AppError('csrf_failed', 'Cross-site connection refused.'));
     if (!session || !token) return deny('unauthenticated', new AppError('unauthenticated', 'Sign in to continue.'));
     if (!hasPermission(principal, PERMISSION)) return deny('not_permitted', new AppError('not_found', 'Not found'));
+    // A kill switch refuses new calls here; cutting the sockets already open is a later slice (issue 16).
+    if (!(await deps.features.isEnabled('consultation_join'))) throw featureDisabled('consultation_join');
     try {
       const membership = await deps.scopes.run(principal, request, (scope) => signallingMembership(scope, consultationId), { readOnly: true });
       return { principal: session.principal, token, ...membership };

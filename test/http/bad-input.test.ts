@@ -52,6 +52,7 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /api/consultations/:consultationId/consent-requests': { media: 'audio' },
   'POST /api/consultations/:consultationId/consents': { media: 'audio', decision: 'granted' },
   'PUT /api/consultations/:consultationId/notes': { body: 'Reviewed; no concerns.' },
+  'PUT /api/features/:name': { enabled: false, reason: 'Checking the switch' },
 };
 
 const keyOf = (r: AnyRoute) => `${r.method} ${r.url}`;

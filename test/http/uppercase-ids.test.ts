@@ -117,6 +117,8 @@ describe('ids in upper case', () => {
     // The signalling socket's upgrade lower-cases the id itself (a WebSocket, tested in
     // test/consultations/signalling.test.ts); every other id-taking route was called above.
     seen.add('GET /api/consultations/:consultationId/signal');
+    // A feature's name, not an id (test/features/kill-switches.test.ts).
+    seen.add('PUT /api/features/:name');
     const idRoutes = allRoutes.filter((r) => r.url.includes('/:')).map((r) => `${r.method} ${r.url}`);
     expect(idRoutes.filter((r) => !seen.has(r))).toEqual([]);
   });

@@ -49,6 +49,40 @@ describe.skipIf(onPostgres)('operator CLI', { timeout: 120_000 }, () => {
     expect(bad.stderr).toMatch(/BROKEN at event #1 .*hash mismatch/);
   });
 
+  it('lists features and switches one off and on with a reason, audited as the operator', async () => {
+    const list = await runCli(['features', 'list'], env);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^replay_playback\s+on\s/m);
+
+    const noReason = await runCli(['features', 'off', 'replay_playback'], env);
+    expect(noReason.code).toBe(2);
+    expect(noReason.stderr).toMatch(/--reason is required/);
+    const unknown = await runCli(['features', 'off', 'teleportation', '--reason', 'no such thing'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no feature named "teleportation"/);
+
+    const off = await runCli(['features', 'off', 'replay_playback', '--reason', 'suspected leak'], env);
+    expect(off.code, off.stderr).toBe(0);
+    expect(off.stdout).toMatch(/replay_playback is now off \(suspected leak\)/);
+    expect((await runCli(['features', 'list'], env)).stdout).toMatch(/^replay_playback\s+OFF\s.*system\(operator: features off\): suspected leak$/m);
+
+    const on = await runCli(['features', 'on', 'replay_playback', '--reason', 'false alarm'], env);
+    expect(on.code, on.stderr).toBe(0);
+    const db = await openDatabase({ kind: 'pglite', dataDir: path.join(dataDir, 'pglite'), serviceRole: 'confidant_app' });
+    try {
+      const system = { kind: 'system' as const, id: null, role: null, sessionId: null, reason: 'test: read audit' };
+      const events = await db.transaction(system, (tx) =>
+        tx.selectFrom('audit_events').select(['action', 'system_reason', 'object_id', 'details']).where('object_type', '=', 'feature').orderBy('seq').execute(),
+      );
+      expect(events.map((e) => [e.action, e.system_reason, e.object_id, JSON.parse(e.details!).reason])).toEqual([
+        ['feature.disable', 'operator: features off', 'replay_playback', 'suspected leak'],
+        ['feature.enable', 'operator: features on', 'replay_playback', 'false alarm'],
+      ]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('prints help and refuses unknown commands with exit 2', async () => {
     const r = await runCli(['frobnicate'], env);
     expect(r.code).toBe(2);

@@ -65,6 +65,8 @@ const SAMPLE: Record<string, { body?: unknown | ((ctx: Ctx) => unknown); path?: 
   'GET /api/replays': {},
   'GET /api/recordings/:recordingId': {},
   'GET /api/recordings/:recordingId/media': {},
+  'GET /api/features': {},
+  'PUT /api/features/:name': { path: () => '/api/features/booking', body: { enabled: false, reason: 'access matrix' } },
   'POST /api/notifications/:notificationId/read': { path: (c) => `/api/notifications/${c.notificationId}/read` },
 };
 

@@ -15,6 +15,7 @@ const leakyRoute = defineRoute({
   summary: 'test only',
   tags: ['test'],
   access: { permission: 'session.read' },
+  feature: 'replay_list',
   response: z.object({ patientId: z.string(), title: z.string() }),
   egress: (out) => [out.patientId],
   handler: async () => ({ patientId: victim.id, title: 'someone else’s consultation' }),
@@ -37,6 +38,7 @@ const notesRoute = (url: string, author: () => string) =>
     tags: ['test'],
     access: { permission: 'session.read' },
     response: z.object({ body: z.string() }),
+    feature: 'replay_list',
     egress: (n) => patientIdsOf([n]),
     handler: async () => ({ patientId: shared.patient.id, clinicianId: author(), body: 'Notes about a shared patient' }),
   });
@@ -47,6 +49,7 @@ const nestedRoute = defineRoute({
   ...leakyRoute,
   url: '/api/test/nested',
   response: z.object({ patientId: z.string(), title: z.string() }),
+  feature: 'replay_list',
   egress: (out) => patientIdsOf([out]),
   handler: async ({ principal }) => ({
     patientId: 'accountId' in principal ? principal.accountId : '',
@@ -62,6 +65,7 @@ const ownerless = defineRoute({
   tags: ['test'],
   access: { permission: 'session.read' },
   response: z.object({ title: z.string() }),
+  feature: 'replay_list',
   egress: (out) => patientIdsOf([out]),
   handler: async () => ({ title: 'whose?' }),
 });

@@ -20,6 +20,7 @@ function streamingRoute(url: string, patientOf: (principal: { accountId?: string
     summary: 'test only',
     tags: ['test'],
     access: { permission: 'session.read' },
+    feature: 'replay_playback',
     response: z.any(),
     egress: (out: { patientId: string }) => [out.patientId],
     handler: async ({ principal, scope }) => {

@@ -10,6 +10,7 @@ export const answerModeSwitch = defineRoute({
   summary: "Agree to or decline the other side's request to switch to video (or withdraw your own with accept=false)",
   tags: ['consultations'],
   access: { permission: 'consultation.switch_mode' },
+  feature: 'mode_switch',
   params: z.strictObject({ consultationId: Uuid, requestId: Uuid }),
   body: ModeAnswerInput,
   response: Consultation,

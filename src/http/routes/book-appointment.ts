@@ -9,6 +9,7 @@ export const bookAppointment = defineRoute({
   tags: ['appointments'],
   idempotent: true,
   access: { permission: 'appointment.book' },
+  feature: 'booking',
   body: BookAppointmentInput,
   response: Appointment,
   status: 201,

@@ -11,6 +11,7 @@ export const cancelAppointment = defineRoute({
   tags: ['appointments'],
   idempotent: true,
   access: { permission: 'appointment.cancel' },
+  feature: 'appointments',
   params: z.strictObject({ appointmentId: Uuid }),
   response: Appointment,
   egress: (a) => patientIdsOf([a]),

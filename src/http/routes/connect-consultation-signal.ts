@@ -16,6 +16,7 @@ export const connectConsultationSignal = defineRoute({
     'WebSocket: relays WebRTC offers, answers and ICE candidates between the two parties of one consultation (JSON messages, see contracts/consultations.ts). A plain GET answers 426.',
   tags: ['consultations'],
   access: { permission: 'consultation.signal' },
+  feature: 'consultation_join',
   params: z.strictObject({ consultationId: Uuid }),
   response: Ok,
   egress: 'none',

@@ -12,6 +12,7 @@ export const decideRecordingConsent = defineRoute({
   tags: ['recordings'],
   idempotent: true,
   access: { permission: 'recording.consent' },
+  feature: 'recording',
   params: z.strictObject({ consultationId: Uuid }),
   body: ConsentInput,
   response: Consultation,

@@ -10,6 +10,7 @@ export const endConsultation = defineRoute({
   summary: 'The clinician ends the consultation; the appointment is completed and the call closed for both sides',
   tags: ['consultations'],
   access: { permission: 'consultation.end' },
+  feature: 'consultation_join',
   params: z.strictObject({ consultationId: Uuid }),
   response: Consultation,
   egress: (c) => patientIdsOf([c]),

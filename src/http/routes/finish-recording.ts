@@ -10,6 +10,7 @@ export const finishRecording = defineRoute({
   summary: 'The last chunk is in: finalise the recording (made seekable and sealed in the background)',
   tags: ['recordings'],
   access: { permission: 'recording.upload' },
+  feature: 'recording',
   params: z.strictObject({ recordingId: Uuid }),
   response: RecordingUpload,
   egress: (r) => patientIdsOf([r]),

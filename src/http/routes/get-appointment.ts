@@ -10,6 +10,7 @@ export const getAppointment = defineRoute({
   summary: 'One of your appointments',
   tags: ['appointments'],
   access: { permission: 'appointment.read' },
+  feature: 'appointments',
   params: z.strictObject({ appointmentId: Uuid }),
   response: Appointment,
   egress: (a) => patientIdsOf([a]),

@@ -9,6 +9,7 @@ export const getClinicianSchedule = defineRoute({
   summary: "The signed-in clinician's own day list (clinic's local date; default today)",
   tags: ['appointments'],
   access: { permission: 'schedule.read' },
+  feature: 'appointments',
   query: ScheduleQuery,
   response: ClinicianSchedule,
   egress: (out) => patientIdsOf(out.appointments),

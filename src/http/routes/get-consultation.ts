@@ -10,6 +10,7 @@ export const getConsultation = defineRoute({
   summary: 'A consultation you take part in: its mode, status, pending requests, consents, recording and who is connected',
   tags: ['consultations'],
   access: { permission: 'consultation.read' },
+  feature: 'consultation_join',
   params: z.strictObject({ consultationId: Uuid }),
   response: Consultation,
   egress: (c) => patientIdsOf([c]),

@@ -8,6 +8,7 @@ export const getProfile = defineRoute({
   summary: "The signed-in patient's own profile",
   tags: ['patient'],
   access: { permission: 'profile.read' },
+  feature: 'profile',
   response: PatientProfile,
   egress: (p) => [p.patientId],
   handler: async ({ scope }) => readMyProfile(scope),

@@ -10,6 +10,7 @@ export const getRecordingUpload = defineRoute({
   summary: 'Where an upload stands (the next chunk expected), to resume after a reconnect',
   tags: ['recordings'],
   access: { permission: 'recording.upload' },
+  feature: 'recording',
   params: z.strictObject({ recordingId: Uuid }),
   response: RecordingUpload,
   egress: (r) => patientIdsOf([r]),

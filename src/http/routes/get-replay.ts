@@ -10,6 +10,7 @@ export const getReplay = defineRoute({
   summary: 'One consultation replay: date, clinician, mode, duration',
   tags: ['recordings'],
   access: { permission: 'recording.read' },
+  feature: 'replay_list',
   params: z.strictObject({ recordingId: Uuid }),
   response: Replay,
   egress: (r) => patientIdsOf([r]),

@@ -9,6 +9,7 @@ export const getSession = defineRoute({
   summary: 'Who is signed in on this browser, and the CSRF token for its requests',
   tags: ['auth'],
   access: { public: true, reason: 'answers "not signed in" to anyone; details only for the session holder' },
+  feature: 'account',
   response: SessionInfo,
   egress: (out) => ('patientId' in out && typeof out.patientId === 'string' ? [out.patientId] : []),
   handler: async ({ scope, session, deps }) => {

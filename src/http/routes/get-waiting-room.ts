@@ -8,6 +8,7 @@ export const getWaitingRoom = defineRoute({
   summary: "The clinician's consultations of today that are not over, with who is waiting",
   tags: ['consultations'],
   access: { permission: 'consultation.waiting_room' },
+  feature: 'consultation_join',
   response: WaitingRoom,
   egress: (out) => patientIdsOf(out.consultations),
   handler: async ({ scope, deps }) => waitingRoom(scope, deps.consultations),

@@ -51,6 +51,8 @@ import { startMfaEnrolment } from './start-mfa-enrolment';
 import { updateProfile } from './update-profile';
 import { verifyAuditTrail } from './verify-audit-trail';
 import { verifyMfa } from './verify-mfa';
+import { listFeatures } from './list-features';
+import { changeFeature } from './change-feature';
 
 export const allRoutes: AnyRoute[] = [
   getHealth,
@@ -105,4 +107,6 @@ export const allRoutes: AnyRoute[] = [
   listReplays,
   getReplay,
   playRecording,
+  listFeatures,
+  changeFeature,
 ];

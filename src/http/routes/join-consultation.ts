@@ -10,6 +10,7 @@ export const joinConsultation = defineRoute({
   summary: "Join the appointment's consultation: the patient enters the waiting room, the clinician opens the call",
   tags: ['consultations'],
   access: { permission: 'consultation.join' },
+  feature: 'consultation_join',
   params: z.strictObject({ appointmentId: Uuid }),
   response: Consultation,
   egress: (c) => patientIdsOf([c]),

@@ -8,6 +8,7 @@ export const listClinicians = defineRoute({
   summary: 'The GPs a patient can book with',
   tags: ['appointments'],
   access: { permission: 'clinician.read' },
+  feature: 'booking',
   response: ClinicianList,
   egress: 'none',
   handler: async ({ scope }) => ({ clinicians: await list(scope) }),

@@ -8,6 +8,7 @@ export const listFreeSlots = defineRoute({
   summary: 'Free consultation slots, earliest first (today first), for any GP or one',
   tags: ['appointments'],
   access: { permission: 'slot.read' },
+  feature: 'booking',
   query: SlotQuery,
   response: SlotList,
   egress: 'none',

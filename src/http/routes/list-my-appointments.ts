@@ -8,6 +8,7 @@ export const listMyAppointments = defineRoute({
   summary: "The signed-in patient's upcoming and past appointments",
   tags: ['appointments'],
   access: { permission: 'appointment.read' },
+  feature: 'appointments',
   response: AppointmentLists,
   egress: (out) => patientIdsOf([...out.upcoming, ...out.past]),
   handler: async ({ scope, deps }) => ({ ...(await list(scope)), maxUpcoming: deps.config.clinic.maxFutureBookings }),

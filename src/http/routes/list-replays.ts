@@ -8,6 +8,7 @@ export const listReplays = defineRoute({
   summary: "Consultation replays: the patient's own recorded consultations, or a clinician's own consultations' recordings",
   tags: ['recordings'],
   access: { permission: 'recording.read' },
+  feature: 'replay_list',
   response: ReplayList,
   egress: (out) => patientIdsOf(out.replays),
   handler: async ({ scope }) => list(scope),

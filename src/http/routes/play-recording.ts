@@ -21,6 +21,7 @@ export const playRecording = defineRoute({
   summary: 'The recording (video/webm), decrypted on the fly; supports Range requests (206) for seeking',
   tags: ['recordings'],
   access: { permission: 'recording.play' },
+  feature: 'replay_playback',
   params: z.strictObject({ recordingId: Uuid }),
   response: z.any(),
   produces: 'video/webm',

@@ -10,6 +10,7 @@ export const recordAppointmentOutcome = defineRoute({
   summary: 'Mark one of your consultations completed or a no-show (clinician)',
   tags: ['appointments'],
   access: { permission: 'appointment.outcome' },
+  feature: 'appointments',
   params: z.strictObject({ appointmentId: Uuid }),
   body: OutcomeInput,
   response: Appointment,

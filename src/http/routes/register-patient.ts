@@ -9,6 +9,7 @@ export const registerPatient = defineRoute({
   summary: 'Register as a patient; signs the new patient in',
   tags: ['auth'],
   access: { public: true, reason: 'anyone may register as a patient' },
+  feature: 'registration',
   body: RegisterPatientInput,
   response: SignInResult,
   status: 201,

@@ -10,6 +10,7 @@ export const requestModeSwitch = defineRoute({
   summary: 'Ask to switch the call to video (the other side must agree; the patient always) or back to audio (at once)',
   tags: ['consultations'],
   access: { permission: 'consultation.switch_mode' },
+  feature: 'mode_switch',
   params: z.strictObject({ consultationId: Uuid }),
   body: ModeRequestInput,
   response: Consultation,

@@ -10,6 +10,7 @@ export const requestRecordingConsent = defineRoute({
   summary: "The clinician asks the patient, in the call, for consent to record audio or video",
   tags: ['recordings'],
   access: { permission: 'recording.consent_request' },
+  feature: 'recording',
   params: z.strictObject({ consultationId: Uuid }),
   body: ConsentRequestInput,
   response: Consultation,

@@ -11,6 +11,7 @@ export const rescheduleAppointment = defineRoute({
   tags: ['appointments'],
   idempotent: true,
   access: { permission: 'appointment.reschedule' },
+  feature: 'rescheduling',
   params: z.strictObject({ appointmentId: Uuid }),
   body: RescheduleInput,
   response: Appointment,

@@ -10,6 +10,7 @@ export const startConsultation = defineRoute({
   summary: 'The clinician starts the consultation',
   tags: ['consultations'],
   access: { permission: 'consultation.start' },
+  feature: 'consultation_join',
   params: z.strictObject({ consultationId: Uuid }),
   response: Consultation,
   egress: (c) => patientIdsOf([c]),

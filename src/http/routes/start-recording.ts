@@ -10,6 +10,7 @@ export const startRecording = defineRoute({
   summary: "Create the recording of a live consultation (needs the patient's consent to audio); the server binds it to the consultation",
   tags: ['recordings'],
   access: { permission: 'recording.create' },
+  feature: 'recording',
   params: z.strictObject({ consultationId: Uuid }),
   response: RecordingUpload,
   status: 201,

@@ -8,6 +8,7 @@ export const updateProfile = defineRoute({
   summary: "Change the signed-in patient's name",
   tags: ['patient'],
   access: { permission: 'profile.update' },
+  feature: 'profile',
   body: UpdateProfileInput,
   response: PatientProfile,
   egress: (p) => [p.patientId],

@@ -10,6 +10,7 @@ export const uploadRecordingChunk = defineRoute({
     'Upload chunk `seq` (from 0, in order) of a recording as application/octet-stream. Sending a chunk again with the same bytes is harmless; chunk_out_of_order and chunk_conflict carry details.nextSeq.',
   tags: ['recordings'],
   access: { permission: 'recording.upload' },
+  feature: 'recording',
   params: ChunkParams,
   body: z.instanceof(Buffer),
   rawBody: { maxBytes: (config) => config.recordings.maxChunkBytes },
