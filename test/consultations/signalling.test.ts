@@ -133,6 +133,26 @@ describe('signalling', () => {
     for (const conn of [gp, patient, otherGp, otherPatient]) conn.ws.close();
   });
 
+  it('refuses a new call connection while consultation join is switched off, and admits it again once it is back on', async () => {
+    const own = await liveConsultation(service);
+    const dpo = await newStaff(service, 'dpo');
+    const turn = async (enabled: boolean) => {
+      const res = await dpo.client.put('/api/features/consultation_join', { enabled, reason: enabled ? 'test: back on' : 'test: kill switch' });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      // This process follows the change through its own notification, within the second.
+      await expect.poll(() => service.deps.features.isEnabledNow('consultation_join'), { timeout: 1_000, interval: 20 }).toBe(enabled);
+    };
+    await turn(false);
+    try {
+      expect(await open(own.patient.client, own.consultationId)).toEqual({ refused: 503 });
+    } finally {
+      await turn(true);
+    }
+    const back = await connect(own.patient.client, own.consultationId);
+    await back.next('welcome');
+    back.ws.close();
+  });
+
   it('refuses strangers before the upgrade, with the same answers as the HTTP routes, writing only the denial', async () => {
     const cases: [string, TestClient | null, number][] = [
       ['another patient', (await newPatient(service)).client, 404],
