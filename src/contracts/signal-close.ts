@@ -8,5 +8,7 @@ export const SignalClose = {
   badMessage: 4400,
   tooMuch: 4429,
   replaced: 4000,
+  /** The call feature was switched off (a kill switch): the same as HTTP's 503 feature_disabled. */
+  featureDisabled: 4503,
   shuttingDown: 1001,
 } as const;

@@ -44,6 +44,7 @@ const CLOSE_REASONS: Record<number, string> = {
   [SignalClose.badMessage]: 'bad_message',
   [SignalClose.tooMuch]: 'too_many_messages',
   [SignalClose.replaced]: 'replaced_by_newer_connection',
+  [SignalClose.featureDisabled]: 'feature_disabled',
   [SignalClose.shuttingDown]: 'server_shutting_down',
 };
 
@@ -93,7 +94,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     if (!sameOrigin({ headers: req.headers }, deps.config.publicUrl)) await deny('origin', new AppError('csrf_failed', 'Cross-site connection refused.'));
     if (!session || !token) return deny('unauthenticated', new AppError('unauthenticated', 'Sign in to continue.'));
     if (!hasPermission(principal, PERMISSION)) return deny('not_permitted', new AppError('not_found', 'Not found'));
-    // A kill switch refuses new calls here; cutting the sockets already open is a later slice (issue 16).
+    // A kill switch refuses new calls here; the sockets already open are closed when it changes (below).
     if (!(await deps.features.isEnabled('consultation_join'))) throw featureDisabled('consultation_join');
     try {
       const membership = await deps.scopes.run(principal, request, (scope) => signallingMembership(scope, consultationId), { readOnly: true });
@@ -195,7 +196,15 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     ws.on('error', () => drop('socket_error'));
 
     hub.attach(peer, { patientId: admitted.patientId, clinicianId: admitted.clinicianId });
+    // Switched off after this socket was admitted but before it joined the hub: the cut below missed it.
+    if (!deps.features.isEnabledNow('consultation_join')) peer.close(SignalClose.featureDisabled, 'calls are switched off');
   }
+
+  // Switching calls off ends the calls already connected to this process, not only new ones.
+  const stopFollowingSwitch = deps.features.onChange((changed) => {
+    if (!changed.includes('consultation_join') || deps.features.isEnabledNow('consultation_join')) return;
+    for (const peer of hub.peers()) peer.close(SignalClose.featureDisabled, 'calls are switched off');
+  });
 
   // Sessions that end while a socket is quiet (sign-out elsewhere, expiry) close their sockets too.
   const sweep = setInterval(() => {
@@ -215,6 +224,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
   app.server.on('upgrade', onUpgrade);
   return async () => {
     clearInterval(sweep);
+    stopFollowingSwitch();
     app.server.off('upgrade', onUpgrade);
     hub.closeAll(SignalClose.shuttingDown, 'server shutting down');
     stopCounting();

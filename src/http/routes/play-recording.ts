@@ -6,6 +6,7 @@ import type { RequestContext } from '../../access/request-context';
 import type { AppDeps } from '../app-deps';
 import { Uuid } from '../../contracts/common';
 import { AppError } from '../../errors';
+import { featureDisabled } from '../../modules/features/features';
 import { openReplayStream, prepareReplayMedia, secondsCovered, type ReplayMedia } from '../../modules/recordings/recordings';
 import { TamperError } from '../../modules/recordings/sealed-segments';
 import { defineRoute, type SendContext } from '../define-route';
@@ -13,7 +14,8 @@ import { defineRoute, type SendContext } from '../define-route';
 /**
  * The replay itself, with HTTP range requests so a browser can seek. Each request is audited,
  * before a byte is sent, with the bytes it will get and the seconds they hold; a request the
- * viewer cut short is audited again with what it really received.
+ * viewer cut short is audited again with what it really received. Switching replays off stops
+ * the replays being sent at that moment too, audited the same way.
  */
 export const playRecording = defineRoute({
   method: 'GET',
@@ -60,13 +62,16 @@ export const playRecording = defineRoute({
     const length = media.end - media.start + 1;
     let sent = 0;
     let damage = false;
+    let switchedOff = false;
     // What was handed to the response by the time the viewer went: counted once, so the range
     // and the byte count agree. A viewer gone before a byte was sent is audited too.
     const cutShort = () => {
       const got = sent;
       if (got >= length) return;
-      // Cut short by damage further in, too: what the viewer did receive is audited all the same.
-      auditCutShort({ deps, principal, request }, media, got, damage ? { cutBy: 'damage' } : {}).catch((err: Error) =>
+      // Cut short by damage further in, or by the kill switch, too: what the viewer did receive is
+      // audited all the same.
+      const why: Record<string, string> = damage ? { cutBy: 'damage' } : switchedOff ? { cutBy: 'feature_disabled' } : {};
+      auditCutShort({ deps, principal, request }, media, got, why).catch((err: Error) =>
         deps.logger.error({ errName: err.name }, 'could not audit a replay cut short'),
       );
     };
@@ -96,6 +101,22 @@ export const playRecording = defineRoute({
       cutShort();
       return;
     }
+    // Switched off after the route's own check, while the play event was being made durable: the
+    // viewer gets the 503 that check would now give, and the audit trail that nothing was sent.
+    if (!deps.features.isEnabledNow('replay_playback')) {
+      stream.destroy();
+      switchedOff = true;
+      cutShort();
+      throw featureDisabled('replay_playback');
+    }
+    // Switched off while this replay is being sent: the response is destroyed as if the viewer had
+    // gone, so the stream stops the same way and `cutShort` audits what they had received.
+    const stopFollowingSwitch = deps.features.onChange((changed) => {
+      if (!changed.includes('replay_playback') || deps.features.isEnabledNow('replay_playback')) return;
+      switchedOff = true;
+      reply.raw.destroy();
+    });
+    reply.raw.once('close', stopFollowingSwitch);
     stream.on('data', (b: Buffer) => {
       sent += b.length;
     });

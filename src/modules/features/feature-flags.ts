@@ -94,7 +94,7 @@ export class FeatureFlags {
     return this.flags.get(name) ?? false;
   }
 
-  /** Called with the features whose state changed here (to cut what they serve: a later slice). */
+  /** Called with the features whose state changed here, so what a switched-off feature is serving can be cut. */
   onChange(listener: (changed: FeatureName[]) => void): () => void {
     this.listeners.add(listener);
     return () => void this.listeners.delete(listener);
@@ -149,7 +149,15 @@ export class FeatureFlags {
     if (changed.length === 0) return;
     this.logger.info({ features: Object.fromEntries(changed.map((n) => [n, this.flags.get(n) ?? false])) }, 'feature switches changed');
     this.provider.events.emit(ProviderEvents.ConfigurationChanged, { flagsChanged: changed });
-    for (const l of this.listeners) l(changed);
+    // The flags are already current, so a retry would see no change: one listener's failure must
+    // not keep the others from cutting what they serve.
+    for (const l of this.listeners) {
+      try {
+        l(changed);
+      } catch (err) {
+        this.logger.warn({ errName: (err as Error).name }, 'a feature switch listener failed');
+      }
+    }
   }
 
   async close(): Promise<void> {

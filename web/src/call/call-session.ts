@@ -16,7 +16,7 @@ import { missingCallSupport, type MissingCallSupport } from './call-support';
 import { ChunkUploader, type UploadState } from './chunk-uploader';
 import { CallPeer } from './peer';
 import { ConsultationRecorder, canRecord } from './recorder';
-import { Signalling, type SignallingState } from './signalling';
+import { CALLS_SWITCHED_OFF, Signalling, type SignallingState } from './signalling';
 
 export type RecorderView =
   | { status: 'idle' }
@@ -171,7 +171,7 @@ export class CallSession {
       onState: (state) => {
         this.set({ connection: state });
         if (state.status === 'closed') {
-          // Signed out, not ours, ended, or taken over by another tab: this page leaves the call.
+          // Signed out, not ours, ended, taken over by another tab, or calls switched off: this page leaves the call.
           this.hangUp();
           void this.refresh();
         }
@@ -205,6 +205,8 @@ export class CallSession {
       return c.status === 'ended' ? 'The consultation has ended.' : null;
     } catch (error) {
       if (error instanceof ApiError && (error.status === 404 || error.status === 401)) return errorMessage(error);
+      // The socket was refused because calls are switched off: say so rather than retry until they are back.
+      if (error instanceof ApiError && error.code === 'feature_disabled') return CALLS_SWITCHED_OFF;
       return null;
     }
   }

@@ -20,12 +20,17 @@ const PING_MS_RANGE = [1_000, 300_000] as const;
 const SILENT_INTERVALS = 1.5;
 const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 10_000];
 
+/** What the person in the call is told while calls are switched off (a kill switch). */
+export const CALLS_SWITCHED_OFF = 'Calls are switched off for the moment. Please try again later.';
+
 /** Why a connection will not be tried again, in words for the person in the call. */
 const FINAL: Record<number, string> = {
   [SignalClose.unauthenticated]: 'Your session has ended. Sign in again to rejoin the consultation.',
   [SignalClose.notFound]: 'This consultation could not be found.',
   [SignalClose.ended]: 'The consultation has ended.',
   [SignalClose.replaced]: 'The consultation was opened in another tab or window, so it was closed here.',
+  // Reconnecting would only be refused until someone switches calls back on.
+  [SignalClose.featureDisabled]: CALLS_SWITCHED_OFF,
 };
 
 export interface SignallingOptions {
@@ -41,8 +46,9 @@ export interface SignallingOptions {
 
 /**
  * The consultation's signalling WebSocket: reconnects with backoff after a drop, except when the
- * server said why it closed for good (signed out, not a party, the call ended, another tab). It
- * pings at the interval the server sets, and drops and reopens a socket that has gone silent.
+ * server said why it closed for good (signed out, not a party, the call ended, another tab, calls
+ * switched off). It pings at the interval the server sets, and drops and reopens a socket that has
+ * gone silent.
  */
 export class Signalling {
   private ws: WebSocket | null = null;
