@@ -75,6 +75,14 @@ const EnvSchema = z.object({
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   METRICS_HOST: z.string().default('127.0.0.1'),
   METRICS_TOKEN: z.string().min(16).optional(),
+  GUARD_POLL_MS: z.coerce.number().int().min(10).max(10_000).default(100),
+  GUARD_PROBE_THRESHOLD: z.coerce.number().int().min(2).max(100_000).default(10),
+  GUARD_PROBE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(300),
+  GUARD_THROTTLE_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(15),
+  GUARD_VOLUME_PATIENTS_PER_HOUR: z.coerce.number().int().min(1).max(1_000_000).default(60),
+  GUARD_WEBHOOK_URL: z.string().url().refine((u) => /^https?:/.test(u), 'must be an http(s) URL').optional(),
+  // Test-only fault points for the breach drill (src/testing/fault-points.ts); refused in production.
+  CONFIDANT_FAULTS: z.string().optional(),
 });
 
 const iceUrls = (v: string | undefined, scheme: RegExp, name: string): string[] => {
@@ -139,6 +147,21 @@ export interface Config {
      */
     signalPingMs: number;
   };
+  /** Detection over the audit chain (src/modules/guard). */
+  guard: {
+    /** How often each process looks for audit events past the detection cursor. */
+    pollMs: number;
+    /** Probing: this many not-found answers on others' existing ids within the window alerts and throttles. */
+    probeThreshold: number;
+    probeWindowMs: number;
+    throttleMs: number;
+    /** Unusual volume: one staff principal touching more distinct patients than this in an hour alerts. */
+    volumePatientsPerHour: number;
+    /** Optional paging webhook: each alert is POSTed here as JSON (identifiers and codes only). */
+    webhookUrl: string | undefined;
+  };
+  /** Fault points switched on for the breach drill; always empty in production. */
+  faults: string[];
 }
 
 export class ConfigError extends Error {}
@@ -163,6 +186,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (mode === 'production' && !e.RECORDING_MASTER_KEY_FILE) {
     throw new ConfigError('production mode needs RECORDING_MASTER_KEY_FILE (recordings are encrypted under it; see README, "Recordings")');
+  }
+  const faults = (e.CONFIDANT_FAULTS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+  if (mode === 'production' && faults.length > 0) {
+    throw new ConfigError('CONFIDANT_FAULTS is for the breach drill and tests; production mode refuses to start with fault points switched on');
   }
   const turnUrls = iceUrls(e.ICE_TURN_URLS, /^turns?:/, 'ICE_TURN_URLS');
   if (turnUrls.length > 0 && !e.ICE_TURN_SECRET_FILE) throw new ConfigError('ICE_TURN_URLS needs ICE_TURN_SECRET_FILE (the TURN server\'s shared secret)');
@@ -229,5 +256,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       },
       signalPingMs: e.SIGNAL_PING_SECONDS * 1000,
     },
+    guard: {
+      pollMs: e.GUARD_POLL_MS,
+      probeThreshold: e.GUARD_PROBE_THRESHOLD,
+      probeWindowMs: e.GUARD_PROBE_WINDOW_SECONDS * 1000,
+      throttleMs: e.GUARD_THROTTLE_MINUTES * 60_000,
+      volumePatientsPerHour: e.GUARD_VOLUME_PATIENTS_PER_HOUR,
+      webhookUrl: e.GUARD_WEBHOOK_URL,
+    },
+    faults,
   };
 }

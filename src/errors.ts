@@ -45,6 +45,8 @@ export const ErrorStatus = {
   upgrade_required: 426,
   recording_damaged: 500,
   too_many_attempts: 429,
+  /** The breach guard slowed this account down (many not-found answers on others' records). */
+  throttled: 429,
   egress_denied: 500,
   internal: 500,
   unavailable: 503,

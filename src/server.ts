@@ -23,12 +23,15 @@ import { createMetrics, type Metrics } from './observability/metrics';
 import { startOperatorServer } from './observability/operator-server';
 import { FeatureFlags } from './modules/features/feature-flags';
 import { FEATURE_CHANNEL } from './modules/features/features';
+import { Guard } from './modules/guard/guard';
 
 export interface Service {
   config: Config;
   db: Database;
   deps: AppDeps;
   built: BuiltApp;
+  /** The breach guard (detection, throttles, alerts). */
+  guard: Guard;
   /** The operator port's address (`/metrics`), when METRICS_PORT is set. */
   operatorAddress: string | undefined;
   close(): Promise<void>;
@@ -154,6 +157,10 @@ export async function createService(
     logger,
   );
   await whenDatabaseAnswers('reading the feature switches', () => features.start(), wait, logger);
+  // The breach guard: detection over the audit chain (every process runs one; a cursor in the
+  // database makes each event judged once), throttles, and alerts pushed to the DPO.
+  const guard = new Guard(db, scopes, config.guard, config.guard.webhookUrl, logger);
+  await whenDatabaseAnswers('starting the breach guard', () => guard.start(), wait, logger);
   const rec = config.recordings;
   // Recordings are sealed under this key; production must be given one (config refuses otherwise).
   const masterKey = rec.createMasterKeyIfMissing ? await ensureMasterKeyFile(rec.masterKeyFile) : await readMasterKeyFile(rec.masterKeyFile);
@@ -206,6 +213,7 @@ export async function createService(
     readiness,
     metrics,
     features,
+    guard,
     logger: logger as unknown as AppDeps['logger'],
     databaseKind: db.kind,
   };
@@ -232,11 +240,13 @@ export async function createService(
     db,
     deps,
     built,
+    guard,
     operatorAddress: operator ? `http://${operator.address.address.includes(':') ? `[${operator.address.address}]` : operator.address.address}:${operator.address.port}` : undefined,
     close: async () => {
       clearInterval(expiry);
       await stopSignalling();
       await finaliser.stop();
+      await guard.close();
       await built.app.close();
       await scopes.close();
       await stopListening();

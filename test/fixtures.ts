@@ -1,5 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
+import type { Principal } from '../src/access/principal';
+import { listFeatures, setFeature, type FeatureName } from '../src/modules/features/features';
 import { createStaffAccount, type StaffRoleName } from '../src/modules/identity/staff-accounts';
 import { newTotpSecret, totpCodeAt } from '../src/modules/identity/totp';
 import type { TestClient, TestService } from './harness';
@@ -64,6 +66,48 @@ export async function newStaff(service: TestService, role: StaffRoleName): Promi
   const verify = await client.post('/api/auth/mfa/verify', { code: totpCodeAt(secret) });
   expect(verify.status, JSON.stringify(verify.body)).toBe(200);
   return { client, id, email, password, secret };
+}
+
+/**
+ * Detection has judged every audit event written so far: a test that causes a violation on
+ * purpose waits for its consequences (an alert, a feature switched off) this way.
+ */
+export async function detectNow(service: Pick<TestService, 'guard'>): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const r = await service.guard.detector.pass();
+    if (!r.busy && r.judged === 0) return;
+    if (r.busy) await new Promise((res) => setTimeout(res, 5));
+  }
+  throw new Error('detection did not catch up');
+}
+
+const testDpos = new WeakMap<object, Promise<Principal>>();
+
+/**
+ * After a test that caused a containment signal on purpose: detection catches up, then a DPO
+ * switches back on every feature it switched off (only the DPO may), and this process sees it.
+ * Returns the features that had been switched off automatically.
+ */
+export async function restoreKilledFeatures(service: TestService): Promise<string[]> {
+  await detectNow(service);
+  const request = { requestId: 'test', clientIp: null, userAgent: null };
+  let dpo = testDpos.get(service.deps);
+  if (!dpo) {
+    dpo = service.deps.scopes
+      .system('test fixture', request, (scope) =>
+        createStaffAccount(scope, { email: uniqueEmail('dpo'), displayName: 'Test DPO', role: 'dpo', password: GOOD_PASSWORD, mfa: { secret: newTotpSecret(), box: service.deps.identity.mfaSecrets } }),
+      )
+      .then(({ id }): Principal => ({ kind: 'staff', role: 'dpo', accountId: id, sessionId: randomUUID() }));
+    testDpos.set(service.deps, dpo);
+  }
+  const principal = await dpo;
+  const killed = await service.deps.scopes.run(principal, request, async (scope) => {
+    const off = (await listFeatures(scope)).filter((f) => !f.enabled && f.disabledByKind === 'automatic');
+    for (const f of off) await setFeature(scope, f.name, true, 'test: the violation was on purpose');
+    return off.map((f) => f.name);
+  });
+  for (const name of killed) await expect.poll(() => service.deps.features.isEnabledNow(name as FeatureName), { timeout: 2_000, interval: 5 }).toBe(true);
+  return killed;
 }
 
 /** Counts rows in every data table (as the owner): "nothing was written" means these stay put. */

@@ -39,6 +39,8 @@ export const Permission = {
   RecordingPlay: 'recording.play',
   FeatureRead: 'feature.read',
   FeatureManage: 'feature.manage',
+  GuardRead: 'guard.read',
+  GuardManage: 'guard.manage',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 
@@ -94,7 +96,15 @@ const grants: Record<string, ReadonlySet<Permission>> = {
     Permission.RecordingCreate,
     Permission.RecordingUpload,
   ]),
-  'staff:dpo': new Set([...signedIn, Permission.AuditRead, Permission.StaffRead, Permission.FeatureRead, Permission.FeatureManage]),
+  'staff:dpo': new Set([
+    ...signedIn,
+    Permission.AuditRead,
+    Permission.StaffRead,
+    Permission.FeatureRead,
+    Permission.FeatureManage,
+    Permission.GuardRead,
+    Permission.GuardManage,
+  ]),
   'staff:admin': new Set([
     ...signedIn,
     Permission.StaffRead,

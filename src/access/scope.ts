@@ -1,6 +1,6 @@
-import { appendAuditEvents, toAuditRow, type AuditInput } from '../audit/audit-log';
+import { appendAuditEvents, AUDIT_WAKE_CHANNEL, toAuditRow, type AuditInput } from '../audit/audit-log';
 import { AuditGroupCommit } from '../audit/group-commit';
-import { abortWhy, DeadlineExceeded, raceAbort, type Database, type Tx, type TxPrincipal } from '../db';
+import { abortWhy, DeadlineExceeded, raceAbort, sql, type Database, type Tx, type TxPrincipal } from '../db';
 import { system, type Principal } from './principal';
 import type { RequestContext } from './request-context';
 
@@ -95,9 +95,13 @@ export function createScopes(db: Database, opts: { onAuditBatch?: ConstructorPar
     system: (reason, request, fn) => run(system(reason), request, fn),
     recordDenial: async (principal, request, event) => {
       // Not bound to the request's signal: a denial is recorded even when its client has gone.
-      await db.transaction(toTxPrincipal(principal), (tx) =>
-        appendAuditEvents(tx, [toAuditRow(principal, request, { ...event, outcome: event.outcome ?? 'denied' })]),
-      );
+      await db.transaction(toTxPrincipal(principal), async (tx) => {
+        // A failure (a layer stopped a cross-patient response, data failed its integrity check):
+        // every process's detector is told to look now rather than at its next poll. It reads
+        // the audit chain either way; this only hurries it. Sent on commit.
+        if (event.outcome === 'failure') await sql`select pg_notify(${AUDIT_WAKE_CHANNEL}, '')`.execute(tx);
+        await appendAuditEvents(tx, [toAuditRow(principal, request, { ...event, outcome: event.outcome ?? 'denied' })]);
+      });
     },
     close: () => groupCommit.close(),
   };

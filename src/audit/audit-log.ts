@@ -16,6 +16,12 @@ export interface AuditInput {
 
 const MAX_USER_AGENT = 300;
 
+/**
+ * Notified with an event whose outcome is `failure` (recorded by `recordDenial`): the breach
+ * guard's detectors look at the chain at once instead of at their next poll.
+ */
+export const AUDIT_WAKE_CHANNEL = 'confidant_guard_wake';
+
 export function toAuditRow(principal: Principal, request: RequestContext, e: AuditInput) {
   const actor = actorOf(principal);
   // Fields written out rather than spread: V8 builds a spread object slowly (measured 10 µs

@@ -23,3 +23,7 @@ export const ChangeFeatureInput = z.strictObject({
   enabled: z.boolean(),
   reason: z.string().trim().min(3, 'Give a reason (at least 3 characters).').max(500),
 });
+
+/** What anyone (the web app, before and after sign-in) is told: which features are on now. */
+export const FeatureStatus = z.object({ name: z.string(), enabled: z.boolean() });
+export const FeatureStatusList = z.object({ features: z.array(FeatureStatus) });

@@ -18,6 +18,7 @@ export {
   type TxPrincipal,
 } from './database';
 export type { DB } from './schema';
+export type { Selectable } from 'kysely';
 export { sql } from 'kysely';
 export { DataDirInUse } from './data-dir-lock';
 export {

@@ -52,6 +52,57 @@ export interface FeaturesTable {
   disabled_by_kind: 'person' | 'automatic' | null;
 }
 
+export interface GuardCursorTable {
+  singleton: Generated<boolean>;
+  last_seq: number;
+  moved_at: Generated<Date>;
+}
+
+export interface IncidentsTable {
+  id: Generated<string>;
+  opened_at: Generated<Date>;
+  opened_by: string;
+  status: Generated<'open' | 'closed'>;
+  rule: string;
+  severity: 'critical' | 'high' | 'medium';
+  feature: string | null;
+  event_seqs: ColumnType<(number | string)[], number[], number[]>;
+  event_count: number;
+}
+
+export interface GuardAlertsTable {
+  id: Generated<string>;
+  raised_at: Generated<Date>;
+  rule: 'containment' | 'integrity' | 'probing' | 'volume';
+  severity: 'critical' | 'high' | 'medium';
+  feature: string | null;
+  action: 'feature_disabled' | 'throttled' | 'none';
+  summary: string;
+  event_seqs: ColumnType<(number | string)[], number[], number[]>;
+  event_count: number;
+  last_event_at: Generated<Date>;
+  actor_id: string | null;
+  incident_id: string | null;
+  acknowledged_at: Date | null;
+  acknowledged_by: string | null;
+  acknowledged_by_label: string | null;
+  webhook_sent_at: Date | null;
+  webhook_attempts: Generated<number>;
+}
+
+export interface GuardProbeHitsTable {
+  actor_id: string;
+  at: Date;
+  seq: number;
+}
+
+export interface GuardThrottlesTable {
+  actor_id: string;
+  until: Date;
+  alert_id: string;
+  created_at: Generated<Date>;
+}
+
 export interface SessionsTable {
   id: Generated<string>;
   token_hash: Buffer;
@@ -146,6 +197,8 @@ export interface OutboxTable {
   channel: 'email';
   template: string;
   appointment_id: Opt<string>;
+  /** A guard alert the DPO is emailed about (template 'guard_alert'). */
+  alert_id: Opt<string>;
   created_at: Generated<Date>;
   sent_at: Opt<Date>;
   attempts: Generated<number>;
@@ -275,4 +328,9 @@ export interface DB {
   sign_in_failures: SignInFailuresTable;
   audit_events: AuditEventsTable;
   features: FeaturesTable;
+  guard_cursor: GuardCursorTable;
+  incidents: IncidentsTable;
+  guard_alerts: GuardAlertsTable;
+  guard_probe_hits: GuardProbeHitsTable;
+  guard_throttles: GuardThrottlesTable;
 }

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { Guard } from '../modules/guard/guard';
 import type { Scopes } from '../access/scope';
 import type { Config } from '../config';
 import type { ConsultationDeps } from '../modules/consultations/consultations';
@@ -20,7 +21,9 @@ export interface AppDeps {
   readiness: Pick<Readiness, 'check'>;
   metrics: Metrics;
   /** The kill switches, kept current from the database (src/modules/features). */
-  features: Pick<FeatureFlags, 'isEnabled' | 'isEnabledNow'>;
+  features: Pick<FeatureFlags, 'isEnabled' | 'isEnabledNow' | 'onChange'>;
+  /** The breach guard: throttled principals and new alerts, kept current from the database (src/modules/guard). */
+  guard: Pick<Guard, 'isThrottled' | 'onAlert'>;
   logger: FastifyBaseLogger;
   databaseKind: 'pglite' | 'postgres';
 }

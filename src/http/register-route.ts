@@ -132,6 +132,13 @@ async function compute(req: FastifyRequest, reply: FastifyReply, deps: AppDeps, 
     }
   }
 
+  // A principal the breach guard has throttled (probing others' ids): refused, from memory, until it ends.
+  if (session && 'accountId' in principal && deps.guard.isThrottled(principal.accountId)) {
+    throw new AppError('throttled', 'Too many requests for records that could not be found. Please wait a while before trying again.', {
+      headers: { 'retry-after': '300' },
+    });
+  }
+
   // A feature that is switched off: refused from memory, before its input is read or its handler
   // runs, so nothing it would do happens. Not audited: a kill can be followed by many such calls.
   if (route.feature && !(await deps.features.isEnabled(route.feature))) throw featureDisabled(route.feature);
@@ -225,16 +232,31 @@ async function compute(req: FastifyRequest, reply: FastifyReply, deps: AppDeps, 
     if (prepared) discardPrepared(deps, route, prepared);
     if (handled !== undefined) stopped(deps, route, handled, principal, request);
     if (err instanceof AppError && err.code === 'not_found') {
+      // The id asked for, so that detection can tell probing (ids that exist, not the caller's)
+      // from a stale link.
+      const named = namedObject(params);
       await deps.scopes.recordDenial(denialPrincipalFor(session), request, {
         action,
+        ...(named ? { objectType: named.type, objectId: named.id } : {}),
         details: { reason: 'not_found', route: route.url },
       });
+    }
+    if (isAccessViolation(err)) {
+      // Row-level security or an ownership trigger refused what the code tried to write: code
+      // reached for another patient's rows. The caller learns nothing more than from an unknown id.
+      await deps.scopes.recordDenial(principal, request, {
+        action: 'rls.violation',
+        outcome: 'failure',
+        details: { route: route.url, feature: route.feature ?? null, sqlstate: String((err as { code: string }).code) },
+      });
+      deps.logger.fatal({ alert: 'rls_violation', route: route.url, requestId: request.requestId }, 'the database refused a write to rows outside the caller’s scope');
+      throw new AppError('not_found', 'Not found');
     }
     if (err instanceof EgressViolation) {
       await deps.scopes.recordDenial(principal, request, {
         action: 'egress.blocked',
         outcome: 'failure',
-        details: { route: route.url, foreignObjects: err.foreignCount },
+        details: { route: route.url, feature: route.feature ?? null, foreignObjects: err.foreignCount },
       });
       deps.logger.fatal({ alert: 'egress_blocked', route: route.url, requestId: request.requestId }, 'egress check blocked a response');
       throw new AppError('egress_denied', 'Something went wrong. The team has been alerted.');
@@ -249,6 +271,36 @@ async function compute(req: FastifyRequest, reply: FastifyReply, deps: AppDeps, 
   }
   if (replayed) return { replayed };
   return { output, shaped, prepared, principal };
+}
+
+/**
+ * insufficient_privilege (row-level security's WITH CHECK, our ownership and state triggers) and
+ * no_data_found (a child row whose parent the caller cannot see): the service's own checks run
+ * first, so the database refusing is code that reached past them.
+ */
+function isAccessViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '42501' || code === 'P0002';
+}
+
+/** The object a request named by id (its first id parameter), as the audit trail types objects. */
+const ID_PARAMS: Record<string, string> = {
+  appointmentId: 'appointment',
+  consultationId: 'consultation',
+  recordingId: 'recording',
+  notificationId: 'notification',
+  clinicianId: 'account',
+  sessionId: 'session',
+  requestId: 'mode_request',
+  exceptionId: 'availability_exception',
+};
+function namedObject(params: unknown): { type: string; id: string } | null {
+  if (typeof params !== 'object' || params === null) return null;
+  for (const [key, type] of Object.entries(ID_PARAMS)) {
+    const v = (params as Record<string, unknown>)[key];
+    if (typeof v === 'string') return { type, id: v };
+  }
+  return null;
 }
 
 /** A streamed answer whose read ran (and may be audited as served) but which was stopped before a byte was sent. */

@@ -1,13 +1,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 // The bench's recording maker: a valid webm of any size, random content (bench/lib/replay-setup.ts).
 import { synthesiseWebm } from '../../bench/lib/replay-setup';
 import { recordingBlobName } from '../../src/modules/recordings/recordings';
 import { IV_BYTES, SEALED_SEGMENT_SIZE, SEGMENT_SIZE } from '../../src/modules/recordings/sealed-segments';
 import { finaliseWebm } from '../../src/modules/recordings/webm';
 import type { TestService } from '../harness';
-import { latestAuditEvents } from '../fixtures';
+import { latestAuditEvents, restoreKilledFeatures } from '../fixtures';
 import { liveConsultation, recordClip, startConsultationService, type LiveConsultation } from './support';
 
 /**
@@ -32,6 +32,12 @@ afterAll(async () => {
   await service?.close();
 });
 
+// A damaged recording played is an integrity signal: the breach guard switches replays off
+// (test/guard/detection.test.ts). Switched back on after each test.
+afterEach(async () => {
+  await restoreKilledFeatures(service);
+});
+
 const blobs = () => service.deps.recordings.blobs;
 async function readBlob(id: string): Promise<Buffer> {
   const r = await blobs().open(recordingBlobName(id));
@@ -43,7 +49,9 @@ async function readBlob(id: string): Promise<Buffer> {
 }
 
 /** Plays a range; a failure either answers an error or cuts the stream short, never with wrong bytes. */
+/** Each play is judged on its own: replays switched off by an earlier play's damage come back on first. */
 async function play(who: LiveConsultation, id: string, range?: string) {
+  await restoreKilledFeatures(service);
   return who.patient.client.request('GET', `/api/recordings/${id}/media`, undefined, range ? { range } : {});
 }
 
@@ -110,7 +118,8 @@ describe('tampered recordings', () => {
  * seen there (the injected request of `play` fails as a whole). `complete` is false when the
  * server broke the response off before its declared length.
  */
-function playOverSocket(who: LiveConsultation, id: string, range: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer; complete: boolean }> {
+async function playOverSocket(who: LiveConsultation, id: string, range: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer; complete: boolean }> {
+  await restoreKilledFeatures(service);
   const { port } = service.built.app.server.address() as AddressInfo;
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: `/api/recordings/${id}/media`, headers: { cookie: who.patient.client.cookie!, range } }, (res) => {

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 // The bench's recording maker: a valid webm of any size, random content (bench/lib/replay-setup.ts).
 import { synthesiseWebm } from '../../bench/lib/replay-setup';
 import type { TxPrincipal } from '../../src/db';
@@ -8,7 +8,7 @@ import type { BlobReader, BlobStore } from '../../src/modules/recordings/blob-st
 import { recordingBlobName } from '../../src/modules/recordings/recordings';
 import { SEALED_SEGMENT_SIZE } from '../../src/modules/recordings/sealed-segments';
 import type { TestService } from '../harness';
-import { latestAuditEvents } from '../fixtures';
+import { latestAuditEvents, restoreKilledFeatures } from '../fixtures';
 import { liveConsultation, recordClip, startConsultationService, type LiveConsultation } from './support';
 
 // The replay route opens the recording (and reads and checks its first segment) while the play
@@ -233,6 +233,11 @@ describe('damage found while the play event is being made durable', () => {
   }
   afterAll(async () => {
     await service?.close();
+  });
+
+  // Damage played is an integrity signal: the breach guard switches replays off; back on after each test.
+  afterEach(async () => {
+    await restoreKilledFeatures(service);
   });
 
   it('is answered as damage, with the alert and its audit event, never as a stream cut short', async () => {

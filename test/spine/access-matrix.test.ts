@@ -67,6 +67,10 @@ const SAMPLE: Record<string, { body?: unknown | ((ctx: Ctx) => unknown); path?: 
   'GET /api/recordings/:recordingId/media': {},
   'GET /api/features': {},
   'PUT /api/features/:name': { path: () => '/api/features/booking', body: { enabled: false, reason: 'access matrix' } },
+  'GET /api/guard/alerts': {},
+  'GET /api/guard/alerts/stream': {},
+  'POST /api/guard/alerts/:id/acknowledge': { path: () => '/api/guard/alerts/7d1b2c3a-0000-4000-8000-000000000001/acknowledge' },
+  'GET /api/guard/drill': {},
   'POST /api/notifications/:notificationId/read': { path: (c) => `/api/notifications/${c.notificationId}/read` },
 };
 

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { buildApp } from '../../src/http/app';
 import { defineRoute, patientIdsOf } from '../../src/http/define-route';
 import { allRoutes } from '../../src/http/routes';
 import type { TestService } from '../harness';
-import { latestAuditEvents, newPatient, newStaff, type PatientHandle, type StaffHandle } from '../fixtures';
+import { detectNow, latestAuditEvents, newPatient, newStaff, restoreKilledFeatures, type PatientHandle, type StaffHandle } from '../fixtures';
 import { book, newGp, startConsultationService } from '../consultations/support';
 
 // A route with the 2020 bug in it: it hands back a patient id it was given, not one it was allowed.
@@ -87,6 +87,12 @@ afterAll(async () => {
   await service?.close();
 });
 
+// Each blocked response below is a containment signal: the breach guard switches the route's
+// feature off (test/guard/detection.test.ts tests that). Switched back on after each test.
+afterEach(async () => {
+  await restoreKilledFeatures(service);
+});
+
 async function call(cookie: string | undefined, url: string) {
   return app.inject({ method: 'GET', url, headers: cookie ? { cookie } : {} });
 }
@@ -106,9 +112,14 @@ describe('egress check', () => {
     expect(res.body).not.toContain(victim.id);
     expect(res.body).not.toContain('consultation');
     expect(res.json().error.code).toBe('egress_denied');
-    const [event] = await latestAuditEvents(service, 1);
+    // Detection may have written its own events since: the block is found by its request.
+    const event = (await latestAuditEvents(service, 10)).find((e) => e.request_id === res.headers['x-request-id']);
     expect(event).toMatchObject({ action: 'egress.blocked', outcome: 'failure', actor_id: intruder.id });
+    expect(JSON.parse(event!.details!)).toMatchObject({ route: '/api/test/leaky-recording', feature: 'replay_list', foreignObjects: 1 });
     expect(service.logs.some((l) => l.includes('"alert":"egress_blocked"'))).toBe(true);
+    // And contained: the route's feature is off.
+    await detectNow(service);
+    await expect.poll(() => service.deps.features.isEnabledNow('replay_list'), { timeout: 1_000, interval: 5 }).toBe(false);
   });
 
   it('blocks a clinician with no relationship to the patient (checked under their own RLS)', async () => {
@@ -125,7 +136,7 @@ describe('egress check', () => {
     expect(theirs.statusCode).toBe(500);
     expect(theirs.body).not.toContain('Notes about');
     expect(theirs.json().error.code).toBe('egress_denied');
-    const [event] = await latestAuditEvents(service, 1);
+    const event = (await latestAuditEvents(service, 10)).find((e) => e.request_id === theirs.headers['x-request-id']);
     expect(event).toMatchObject({ action: 'egress.blocked', outcome: 'failure', actor_id: shared.gp.id });
   });
 

@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { buildApp } from '../../src/http/app';
 import { defineRoute } from '../../src/http/define-route';
 import { allRoutes } from '../../src/http/routes';
 import { startTestService, type TestService } from '../harness';
-import { newPatient, type PatientHandle } from '../fixtures';
+import { newPatient, type PatientHandle, restoreKilledFeatures } from '../fixtures';
 
 // A route that streams its answer may prepare it (open a file) while the read's audit events are
 // being made durable. What it prepares is started only once the egress check has passed, reaches
@@ -57,6 +57,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await service?.close();
+});
+
+// A blocked answer is a containment signal: the breach guard switches its feature off; back on after each test.
+afterEach(async () => {
+  await restoreKilledFeatures(service);
 });
 
 describe('a prepared send', () => {

@@ -21,6 +21,7 @@ const PUBLIC_ALLOW_LIST = new Set([
   'GET /api/health/live',
   'GET /api/health/ready',
   'GET /api/session',
+  'GET /api/features/status',
   'GET /api/openapi.json',
   'POST /api/auth/register',
   'POST /api/auth/sign-in',

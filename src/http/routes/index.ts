@@ -53,6 +53,8 @@ import { verifyAuditTrail } from './verify-audit-trail';
 import { verifyMfa } from './verify-mfa';
 import { listFeatures } from './list-features';
 import { changeFeature } from './change-feature';
+import { listFeatureStatus } from './list-feature-status';
+import { acknowledgeAlertRoute, getLastDrill, listAlerts, streamAlerts } from './guard-routes';
 
 export const allRoutes: AnyRoute[] = [
   getHealth,
@@ -107,6 +109,11 @@ export const allRoutes: AnyRoute[] = [
   listReplays,
   getReplay,
   playRecording,
+  listFeatureStatus,
   listFeatures,
   changeFeature,
+  listAlerts,
+  streamAlerts,
+  acknowledgeAlertRoute,
+  getLastDrill,
 ];
