@@ -94,6 +94,10 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
     if (!sameOrigin({ headers: req.headers }, deps.config.publicUrl)) await deny('origin', new AppError('csrf_failed', 'Cross-site connection refused.'));
     if (!session || !token) return deny('unauthenticated', new AppError('unauthenticated', 'Sign in to continue.'));
     if (!hasPermission(principal, PERMISSION)) return deny('not_permitted', new AppError('not_found', 'Not found'));
+    // An account the breach guard throttled (probing others' ids) opens no call either.
+    if ('accountId' in principal && deps.guard.isThrottled(principal.accountId)) {
+      throw new AppError('throttled', 'Too many requests for records that could not be found. Please wait a while before trying again.');
+    }
     // A kill switch refuses new calls here; the sockets already open are closed when it changes (below).
     if (!(await deps.features.isEnabled('consultation_join'))) throw featureDisabled('consultation_join');
     try {
@@ -234,7 +238,7 @@ export function attachSignalling(app: FastifyInstance, deps: AppDeps): () => Pro
 }
 
 function refuse(socket: Duplex, status: number, code: string) {
-  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : status === 409 ? 'Conflict' : 'Error';
+  const reason = status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : status === 409 ? 'Conflict' : status === 429 ? 'Too Many Requests' : 'Error';
   const body = JSON.stringify({ error: { code } });
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,

@@ -207,6 +207,21 @@ describe('probing', () => {
     expect(refused.status).toBe(429);
     expect(refused.body.error.code).toBe('throttled');
     expect(refused.headers['retry-after']).toBeDefined();
+    // Nor may it open a call socket.
+    if (!service.built.app.server.listening) await service.built.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = service.built.app.server.address() as AddressInfo;
+    const upgrade = await new Promise<number>((resolve, reject) => {
+      const req = http.get({
+        host: '127.0.0.1',
+        port,
+        path: `/api/consultations/${randomUUID()}/signal`,
+        headers: { cookie: prober.client.cookie!, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+      });
+      req.on('response', (r) => resolve(r.statusCode!));
+      req.on('upgrade', () => reject(new Error('upgraded')));
+      req.on('error', reject);
+    });
+    expect(upgrade).toBe(429);
     // Mirror: the bystander and the owners are served; nothing switched off.
     expect((await bystander.client.get('/api/profile')).status).toBe(200);
     expect((await owners[0]!.client.get(`/api/appointments/${ids[0]}`)).status).toBe(200);
@@ -279,7 +294,7 @@ describe("the DPO's alerts", () => {
   });
 
   it('pushes a new alert to an open stream the moment it is raised', async () => {
-    await service.built.app.listen({ port: 0, host: '127.0.0.1' });
+    if (!service.built.app.server.listening) await service.built.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = service.built.app.server.address() as AddressInfo;
     const received: string[] = [];
     const open = await new Promise<http.IncomingMessage>((resolve, reject) => {
