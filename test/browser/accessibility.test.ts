@@ -3,12 +3,12 @@
  * finds no violation of moderate impact or worse, and nothing needs scrolling sideways (neither
  * the page nor a table's scroll region).
  */
-import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import {
   PageWatch,
   demoPerson,
+  expectAccessible,
   expectHeading,
   expectPath,
   fetchIn,
@@ -32,10 +32,6 @@ const BEN = demoPerson('ben@demo.confidant.test');
 const PATEL = demoPerson('dr.patel@demo.confidant.test');
 const HUGHES = demoPerson('dr.hughes@demo.confidant.test');
 
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
-const REPORTED_IMPACTS = new Set(['moderate', 'serious', 'critical']);
-
 beforeAll(async () => {
   [service, browser] = await Promise.all([startService(), launchBrowser()]);
 });
@@ -46,45 +42,6 @@ afterAll(async () => {
   await browser?.close();
   await stopAndCheck(service);
 });
-
-/** What sticks out sideways at the current viewport: the page, or any table's scroll region. */
-function sidewaysOverflow(page: Page): Promise<string[]> {
-  return page.evaluate(() => {
-    const problems: string[] = [];
-    const root = document.documentElement;
-    if (root.scrollWidth > window.innerWidth) {
-      const culprits = [...document.body.querySelectorAll<HTMLElement>('*')]
-        .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5 && el.children.length === 0)
-        .slice(0, 5)
-        .map((el) => `<${el.tagName.toLowerCase()} class="${el.className}"> "${el.textContent?.trim().slice(0, 40)}"`);
-      problems.push(`page is ${root.scrollWidth} px wide in a ${window.innerWidth} px window; past the edge: ${culprits.join(', ')}`);
-    }
-    for (const region of document.querySelectorAll<HTMLElement>('.table-scroll')) {
-      if (region.scrollWidth > region.clientWidth) {
-        problems.push(`table region "${region.getAttribute('aria-label')}" is ${region.scrollWidth} px wide in a ${region.clientWidth} px box`);
-      }
-    }
-    return problems;
-  });
-}
-
-/**
- * The page as it is now, at a desktop width and then on a phone: no axe-core violation of
- * moderate impact or worse, and nothing that scrolls sideways. Failures are soft, so that one
- * run lists every page's problems; the page is left at the phone width.
- */
-async function expectAccessible(page: Page, what: string): Promise<void> {
-  for (const viewport of [DESKTOP, PHONE]) {
-    await page.setViewportSize(viewport);
-    const at = `${what} at ${viewport.width}×${viewport.height}`;
-    const { violations } = await new AxeBuilder({ page }).analyze();
-    const found = violations
-      .filter((v) => REPORTED_IMPACTS.has(v.impact ?? ''))
-      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-    expect.soft(found, `axe-core violations on ${at}`).toEqual([]);
-    expect.soft(await sidewaysOverflow(page), `sideways scrolling on ${at}`).toEqual([]);
-  }
-}
 
 async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
   const context = await watch.context(browser!, service!.baseUrl);

@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { AxeBuilder } from '@axe-core/playwright';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { expect } from 'vitest';
@@ -47,6 +48,8 @@ export interface Exit {
 
 export interface RunningService {
   baseUrl: string;
+  /** The service's fresh data directory (its database and, under blobs/, the sealed recordings); removed on stop. */
+  dataDir: string;
   /** How long the service took to answer /api/health. */
   startupMs: number;
   /** Everything the process wrote so far (stdout and stderr), for failure messages. */
@@ -114,6 +117,7 @@ export async function startService(opts: { readyTimeoutMs?: number; env?: Record
 
   return {
     baseUrl,
+    dataDir,
     startupMs,
     output: () => output,
     async stop(graceMs = 15_000) {
@@ -345,4 +349,50 @@ export function fetchIn(page: Page, method: 'GET' | 'POST' | 'PUT' | 'DELETE', u
     },
     { method, url, body },
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accessibility
+
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+const REPORTED_IMPACTS = new Set(['moderate', 'serious', 'critical']);
+
+/** What sticks out sideways at the current viewport: the page, or any table's scroll region. */
+export function sidewaysOverflow(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const problems: string[] = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > window.innerWidth) {
+      const culprits = [...document.body.querySelectorAll<HTMLElement>('*')]
+        .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 0.5 && el.children.length === 0)
+        .slice(0, 5)
+        .map((el) => `<${el.tagName.toLowerCase()} class="${el.className}"> "${el.textContent?.trim().slice(0, 40)}"`);
+      problems.push(`page is ${root.scrollWidth} px wide in a ${window.innerWidth} px window; past the edge: ${culprits.join(', ')}`);
+    }
+    for (const region of document.querySelectorAll<HTMLElement>('.table-scroll')) {
+      if (region.scrollWidth > region.clientWidth) {
+        problems.push(`table region "${region.getAttribute('aria-label')}" is ${region.scrollWidth} px wide in a ${region.clientWidth} px box`);
+      }
+    }
+    return problems;
+  });
+}
+
+/**
+ * The page as it is now, at a desktop width and then on a phone: no axe-core violation of
+ * moderate impact or worse, and nothing that scrolls sideways. Failures are soft, so that one
+ * run lists every page's problems; the page is left at the phone width.
+ */
+export async function expectAccessible(page: Page, what: string): Promise<void> {
+  for (const viewport of [DESKTOP, PHONE]) {
+    await page.setViewportSize(viewport);
+    const at = `${what} at ${viewport.width}×${viewport.height}`;
+    const { violations } = await new AxeBuilder({ page }).analyze();
+    const found = violations
+      .filter((v) => REPORTED_IMPACTS.has(v.impact ?? ''))
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    expect.soft(found, `axe-core violations on ${at}`).toEqual([]);
+    expect.soft(await sidewaysOverflow(page), `sideways scrolling on ${at}`).toEqual([]);
+  }
 }

@@ -7,6 +7,8 @@ import type * as appointments from '../../src/contracts/appointments';
 import type * as auth from '../../src/contracts/auth';
 import type * as common from '../../src/contracts/common';
 import type * as consultations from '../../src/contracts/consultations';
+import type * as features from '../../src/contracts/features';
+import type * as guard from '../../src/contracts/guard';
 import type * as profile from '../../src/contracts/profile';
 import type * as staff from '../../src/contracts/staff';
 
@@ -94,6 +96,23 @@ export type NotesInput = z.input<typeof consultations.NotesInput>;
 export type ClientSignal = z.input<typeof consultations.ClientSignal>;
 /** What the server sends; `changed` means: fetch the consultation again. */
 export type ServerSignal = consultations.ServerSignal;
+
+// Kill switches and the breach guard
+
+/** Which features are on now: what anyone is told (GET /api/features/status). */
+export type FeatureStatusList = z.output<typeof features.FeatureStatusList>;
+export type FeatureStatus = z.output<typeof features.FeatureStatus>;
+/** A kill switch as the DPO and admins see it. */
+export type Feature = z.output<typeof features.Feature>;
+export type FeatureList = z.output<typeof features.FeatureList>;
+export type ChangeFeatureInput = z.input<typeof features.ChangeFeatureInput>;
+export type GuardAlert = z.output<typeof guard.Alert>;
+export type GuardAlertList = z.output<typeof guard.AlertList>;
+export type GuardSeverity = z.output<typeof guard.GuardSeverity>;
+export type GuardRule = z.output<typeof guard.GuardRule>;
+export type DrillReport = z.output<typeof guard.DrillReport>;
+export type DrillCase = z.output<typeof guard.DrillCase>;
+export type LastDrill = z.output<typeof guard.LastDrill>;
 
 // The one value the web app takes from the contracts: a module with no imports at all.
 export { SignalClose } from '../../src/contracts/signal-close';

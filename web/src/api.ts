@@ -8,6 +8,7 @@ import type {
   Availability,
   AvailabilityExceptionInput,
   BookAppointmentInput,
+  ChangeFeatureInput,
   ChangePasswordInput,
   ClinicianList,
   ClinicianSchedule,
@@ -18,6 +19,12 @@ import type {
   ConsultationMode,
   ConsultationNotes,
   DeviceSessionList,
+  Feature,
+  FeatureList,
+  FeatureStatusList,
+  GuardAlert,
+  GuardAlertList,
+  LastDrill,
   MfaCodeInput,
   MfaEnrolled,
   MfaEnrolment,
@@ -43,6 +50,7 @@ import type {
   WaitingRoom,
   WeeklyRule,
 } from './api-types';
+import { featureOffMessage } from './features';
 
 /** An error answer from the API, or a network failure (status 0, code `network_error`). */
 export class ApiError extends Error {
@@ -80,6 +88,7 @@ const UNEXPECTED_MESSAGE = 'Something went wrong on our side. Please try again i
 // The server rotates the token whenever the session changes, so the latest one wins.
 let csrfToken: string | null = null;
 let onSessionEnded: (() => void) | null = null;
+let onFeatureDisabled: ((feature: string | undefined) => void) | null = null;
 
 export function setCsrfToken(token: string | null): void {
   csrfToken = token;
@@ -88,6 +97,11 @@ export function setCsrfToken(token: string | null): void {
 /** Called when a request answers 401 `unauthenticated`: the session has ended on the server. */
 export function setSessionEndedHandler(handler: (() => void) | null): void {
   onSessionEnded = handler;
+}
+
+/** Called when a request answers 503 `feature_disabled`: a kill switch is off, the app should re-read which. */
+export function setFeatureDisabledHandler(handler: ((feature: string | undefined) => void) | null): void {
+  onFeatureDisabled = handler;
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -111,7 +125,17 @@ function toApiError(status: number, body: unknown): ApiError {
   if (isRecord(error.details)) {
     for (const [k, v] of Object.entries(error.details)) if (typeof v === 'string' || typeof v === 'number') details[k] = v;
   }
-  return new ApiError(status, error.code, error.message, issues, requestId, details);
+  // A switched-off feature is said in the words of that feature ("Playing replays is switched off…").
+  const message = error.code === 'feature_disabled' ? featureOffMessage(stringDetail(details.feature)) : error.message;
+  return new ApiError(status, error.code, message, issues, requestId, details);
+}
+
+const stringDetail = (value: string | number | undefined) => (typeof value === 'string' ? value : undefined);
+
+/** The feature a request was refused for because it is switched off, or null for any other outcome. */
+export function disabledFeatureOf(error: unknown): string | null {
+  if (!(error instanceof ApiError) || error.code !== 'feature_disabled') return null;
+  return stringDetail(error.details.feature) ?? '';
 }
 
 /** A request body: JSON, or raw bytes (a recording chunk) sent as application/octet-stream. */
@@ -205,6 +229,7 @@ async function send<T>(method: Method, path: string, body: Body | undefined, sig
     const retryAfter = Number(response.headers.get('retry-after'));
     if (Number.isFinite(retryAfter) && retryAfter > 0) error.retryAfterSeconds = retryAfter;
     if (error.status === 401 && error.code === 'unauthenticated') onSessionEnded?.();
+    if (error.code === 'feature_disabled') onFeatureDisabled?.(stringDetail(error.details.feature));
     throw error;
   }
   if (data === undefined) throw new ApiError(response.status, 'unexpected_response', UNEXPECTED_MESSAGE);
@@ -372,6 +397,26 @@ export const replayMediaUrl = (recordingId: string) => `/api/recordings/${id(rec
 /** The consultation's signalling WebSocket address. */
 export const consultationSignalUrl = (consultationId: string) =>
   `${window.location.origin.replace(/^http/, 'ws')}/api/consultations/${id(consultationId)}/signal`;
+
+// Kill switches and the breach guard
+
+/** Which features are on now (anyone may ask); one try, the caller asks again on its own timer. */
+export const getFeatureStatus = () => request<FeatureStatusList>('GET', '/api/features/status', undefined, { retry: false });
+
+export const listFeatures = () => request<FeatureList>('GET', '/api/features');
+
+export const changeFeature = (name: string, enabled: boolean, reason: string) =>
+  request<Feature>('PUT', `/api/features/${id(name)}`, { enabled, reason } satisfies ChangeFeatureInput);
+
+export const listGuardAlerts = () => request<GuardAlertList>('GET', '/api/guard/alerts');
+
+/** Server-Sent Events: `event: alert` with an alert as JSON, each time one is raised or changes. */
+export const guardAlertStreamUrl = '/api/guard/alerts/stream';
+
+export const acknowledgeGuardAlert = (alertId: string) =>
+  request<GuardAlert>('POST', `/api/guard/alerts/${id(alertId)}/acknowledge`, {});
+
+export const getLastDrill = () => request<LastDrill>('GET', '/api/guard/drill');
 
 /** What to tell the user about any error thrown by a call above (or by a bug). */
 export function errorMessage(error: unknown): string {

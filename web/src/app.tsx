@@ -11,6 +11,7 @@ import { ClinicianReplaysPage } from './pages/clinician-replays';
 import { ClinicianColleaguesPage } from './pages/clinician-colleagues';
 import { ConsultationCallPage } from './pages/consultation-call';
 import { DpoHomePage } from './pages/dpo-home';
+import { FeaturesPage } from './pages/features';
 import { NotFoundPage } from './pages/not-found';
 import { PatientAppointmentsPage } from './pages/patient-appointments';
 import { PatientBookPage } from './pages/patient-book';
@@ -155,10 +156,26 @@ export function App() {
           }
         />
         <Route
+          path="dpo/features"
+          element={
+            <RequireAccount allow={isDpo}>
+              <FeaturesPage />
+            </RequireAccount>
+          }
+        />
+        <Route
           path="admin"
           element={
             <RequireAccount allow={isAdmin}>
               <AdminHomePage />
+            </RequireAccount>
+          }
+        />
+        <Route
+          path="admin/features"
+          element={
+            <RequireAccount allow={isAdmin}>
+              <FeaturesPage />
             </RequireAccount>
           }
         />

@@ -179,3 +179,16 @@ export function formatDuration(ms: number): string {
   const s = String(total % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }
+
+/**
+ * Who made a change, from the audit log's name for them (`staff:dpo:<id>`, `system(<reason>)`):
+ * "Data protection officer (you)", "the system (breach guard: detection)".
+ */
+export function describeChanger(label: string, selfId?: string): string {
+  const staff = /^staff:([a-z]+):(.+)$/.exec(label);
+  if (staff) return `${roleLabel(staff[1] ?? null, 'staff')}${staff[2] === selfId ? ' (you)' : ''}`;
+  const system = /^system\((.*)\)$/.exec(label);
+  if (system) return system[1] ? `the system (${system[1]})` : 'the system';
+  if (label === 'migration') return 'the service, at set-up';
+  return label;
+}

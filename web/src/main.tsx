@@ -2,6 +2,7 @@ import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { BrowserRouter } from 'react-router';
 import { App } from './app';
+import { FeatureStatusProvider } from './feature-status';
 import { SessionProvider } from './session';
 import './styles.css';
 
@@ -11,9 +12,11 @@ if (!root) throw new Error('index.html has no #root element');
 createRoot(root).render(
   <StrictMode>
     <BrowserRouter>
-      <SessionProvider>
-        <App />
-      </SessionProvider>
+      <FeatureStatusProvider>
+        <SessionProvider>
+          <App />
+        </SessionProvider>
+      </FeatureStatusProvider>
     </BrowserRouter>
   </StrictMode>,
 );

@@ -1,6 +1,8 @@
 import { getConsultationNotes } from '../api';
 import type { ConsultationNotes } from '../api-types';
+import { useFeatureOn } from '../feature-status';
 import { useApi } from '../use-api';
+import { FeatureOffNotice } from './feature-off';
 import { LoadedContent } from './loading';
 import { LocalTime } from './local-time';
 
@@ -21,13 +23,20 @@ export function NotesText({ notes }: { notes: ConsultationNotes }) {
 
 /** A consultation's notes under a heading, loaded from the API. */
 export function ConsultationNotesSection({ consultationId, author }: { consultationId: string; author: string }) {
-  const notes = useApi(() => getConsultationNotes(consultationId), [consultationId]);
+  const notesOn = useFeatureOn('notes');
   return (
     <section aria-labelledby="notes-heading">
       <h2 id="notes-heading">Notes from {author}</h2>
-      <LoadedContent result={notes.result} what="the notes" onRetry={notes.reload}>
-        {(n) => <NotesText notes={n} />}
-      </LoadedContent>
+      {notesOn ? <LoadedNotes consultationId={consultationId} /> : <FeatureOffNotice feature="notes" recheck />}
     </section>
+  );
+}
+
+function LoadedNotes({ consultationId }: { consultationId: string }) {
+  const notes = useApi(() => getConsultationNotes(consultationId), [consultationId]);
+  return (
+    <LoadedContent result={notes.result} what="the notes" onRetry={notes.reload}>
+      {(n) => <NotesText notes={n} />}
+    </LoadedContent>
   );
 }

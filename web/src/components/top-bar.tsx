@@ -24,8 +24,8 @@ function navLinksFor(account: Account): { to: string; label: string }[] {
       security,
     ];
   }
-  if (account.role === 'dpo') return [{ to: '/dpo', label: 'Audit trail' }, security];
-  if (account.role === 'admin') return [{ to: '/admin', label: 'Staff' }, security];
+  if (account.role === 'dpo') return [{ to: '/dpo', label: 'Audit trail' }, { to: '/dpo/features', label: 'Features' }, security];
+  if (account.role === 'admin') return [{ to: '/admin', label: 'Staff' }, { to: '/admin/features', label: 'Features' }, security];
   return [security];
 }
 

@@ -48,6 +48,15 @@ export function AdminHomePage() {
       </div>
       <StaffList caption="Staff" selfId={session.account.id} />
       <ClinicianAvailabilityLinks />
+      <section aria-labelledby="features-heading">
+        <h2 id="features-heading">Features</h2>
+        <p>Switch a part of the service off at once if something goes wrong, and back on when it is safe.</p>
+        <ul className="link-list card">
+          <li>
+            <Link to="/admin/features">Features and their switches</Link>
+          </li>
+        </ul>
+      </section>
     </>
   );
 }

@@ -12,17 +12,21 @@ import {
 import type { Appointment, ClinicianSchedule, ScheduledConsultation, WaitingRoomEntry } from '../api-types';
 import { StatusTag, statusLabel } from '../components/appointment-status';
 import { ConfirmDialog } from '../components/confirm-dialog';
+import { FeatureOffNotice } from '../components/feature-off';
 import { LoadedContent, Loading } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { TextField } from '../components/text-field';
 import { addDaysTo, dateKeyOf, formatCalendarDate, formatLongDate, formatTimeOfDay, isDateKey, localTimeZone, modeLabel } from '../format';
 import { useSignedIn } from '../session';
+import { useFeatureOn } from '../feature-status';
 import { useApi } from '../use-api';
 import { useClock } from '../use-clock';
 
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
 const WAITING_ROOM_POLL_MS = 5_000;
+/** The notice greyed "Start" and "Open" buttons point to while consultations are switched off. */
+const JOIN_OFF_ID = 'consultation-join-off';
 
 const STATUS_WORDS: [ScheduledConsultation['status'], string][] = [
   ['booked', 'booked'],
@@ -43,6 +47,7 @@ function WaitingRoomRow({ entry, onError }: { entry: WaitingRoomEntry; onError: 
   const navigate = useNavigate();
   const rowId = useId();
   const [busy, setBusy] = useState(false);
+  const joinOn = useFeatureOn('consultation_join');
 
   async function start() {
     setBusy(true);
@@ -81,8 +86,8 @@ function WaitingRoomRow({ entry, onError }: { entry: WaitingRoomEntry; onError: 
         <button
           type="button"
           className="button button--small"
-          disabled={busy}
-          aria-describedby={`${rowId}-patient ${rowId}-time`}
+          disabled={busy || !joinOn}
+          aria-describedby={`${rowId}-patient ${rowId}-time${joinOn ? '' : ` ${JOIN_OFF_ID}`}`}
           onClick={() => void start()}
         >
           {entry.status === 'waiting' ? 'Start consultation' : 'Return to the call'}
@@ -155,6 +160,7 @@ function ConsultationRow({
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
   const navigate = useNavigate();
+  const joinOn = useFeatureOn('consultation_join');
   const started = new Date(c.startsAt).getTime() <= now;
   // A consultation can be opened this long before it starts (the clinic's setting; the server has the last word).
   const openEarlyMs = useSignedIn().consultationJoinEarlySeconds * 1000;
@@ -215,8 +221,8 @@ function ConsultationRow({
               <button
                 type="button"
                 className="button button--small"
-                disabled={busy}
-                aria-describedby={`${rowId}-patient ${rowId}-time`}
+                disabled={busy || !joinOn}
+                aria-describedby={`${rowId}-patient ${rowId}-time${joinOn ? '' : ` ${JOIN_OFF_ID}`}`}
                 onClick={() => void open()}
               >
                 Open consultation
@@ -434,9 +440,11 @@ function Schedule() {
 
 export function ClinicianHomePage() {
   usePageTitle("Today's consultations");
+  const joinOn = useFeatureOn('consultation_join');
   return (
     <div className="wide">
       <h1>Today's consultations</h1>
+      {joinOn ? null : <FeatureOffNotice feature="consultation_join" id={JOIN_OFF_ID} />}
       <WaitingRoom />
       <Schedule />
       <ul className="link-list after-form">

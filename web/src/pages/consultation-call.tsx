@@ -7,12 +7,18 @@ import { CallSession, type CallView } from '../call/call-session';
 import type { MissingCallSupport } from '../call/call-support';
 import { ConfirmDialog } from '../components/confirm-dialog';
 import { ConsultationNotesSection } from '../components/consultation-notes';
+import { FeatureOffNotice } from '../components/feature-off';
 import { Loading } from '../components/loading';
 import { LocalTime } from '../components/local-time';
 import { usePageTitle } from '../components/page-title';
+import { useFeatureOn } from '../feature-status';
 import { formatTimeOfDay, modeLabel } from '../format';
 
 const NOTES_MAX = 20_000;
+/** Notices that greyed call controls point to. */
+const MODE_SWITCH_OFF_ID = 'mode-switch-off';
+const RECORDING_OFF_ID = 'recording-off';
+const NOTES_OFF_ID = 'notes-off';
 
 /** Plays a stream in a media element; only ever a stream that has tracks (an empty one stalls the page). */
 function useStream(ref: RefObject<HTMLMediaElement | null>, stream: MediaStream | null) {
@@ -184,6 +190,7 @@ function connectionLine(view: CallView, c: Consultation): string {
 }
 
 function RecordingPanel({ session, view, c }: { session: CallSession; view: CallView; c: Consultation }) {
+  const recordingOn = useFeatureOn('recording');
   const recording = c.recording?.status === 'recording';
   const r = view.recorder;
   if (c.you === 'patient') {
@@ -203,6 +210,7 @@ function RecordingPanel({ session, view, c }: { session: CallSession; view: Call
   }
   const consent = c.consent.audio;
   const ours = r.status === 'recording' || r.status === 'starting' || r.status === 'stopping';
+  const offBy = recordingOn ? undefined : RECORDING_OFF_ID;
   return (
     <section className="panel call__panel" aria-labelledby="recording-heading">
       <h2 id="recording-heading">Recording</h2>
@@ -225,14 +233,21 @@ function RecordingPanel({ session, view, c }: { session: CallSession; view: Call
         </p>
       ) : null}
       {r.status === 'stopped' && r.message ? <p role="status">{r.message}</p> : null}
+      {recordingOn ? null : <FeatureOffNotice feature="recording" id={RECORDING_OFF_ID} compact />}
       <div className="button-row">
         {consent !== 'granted' && consent !== 'requested' ? (
-          <button type="button" className="button button--secondary" disabled={view.busy} onClick={() => void session.askToRecord('audio')}>
+          <button
+            type="button"
+            className="button button--secondary"
+            disabled={view.busy || !recordingOn}
+            aria-describedby={offBy}
+            onClick={() => void session.askToRecord('audio')}
+          >
             Ask to record
           </button>
         ) : null}
         {consent === 'granted' && !ours ? (
-          <button type="button" className="button" onClick={() => void session.startRecording()}>
+          <button type="button" className="button" disabled={!recordingOn} aria-describedby={offBy} onClick={() => void session.startRecording()}>
             {recording ? 'Restart recording' : 'Start recording'}
           </button>
         ) : null}
@@ -257,6 +272,7 @@ function ClinicianNotes({ consultationId, notesRef }: { consultationId: string; 
   const [status, setStatus] = useState<string>('');
   const [loaded, setLoaded] = useState(false);
   const [busy, setBusy] = useState(false);
+  const notesOn = useFeatureOn('notes');
 
   useEffect(() => {
     let current = true;
@@ -298,6 +314,7 @@ function ClinicianNotes({ consultationId, notesRef }: { consultationId: string; 
   return (
     <section className="panel call__panel" aria-labelledby="notes-heading">
       <h2 id="notes-heading">Consultation notes</h2>
+      {notesOn ? null : <FeatureOffNotice feature="notes" id={NOTES_OFF_ID} compact />}
       <div className="field">
         <label className="field__label" htmlFor="consultation-notes">
           Notes
@@ -317,7 +334,13 @@ function ClinicianNotes({ consultationId, notesRef }: { consultationId: string; 
         {over ? <p className="character-count character-count--over">Keep notes under 20,000 characters.</p> : null}
       </div>
       <div className="button-row">
-        <button type="button" className="button button--secondary" disabled={!loaded || busy || over || body === saved} onClick={() => void save()}>
+        <button
+          type="button"
+          className="button button--secondary"
+          disabled={!loaded || busy || over || body === saved || !notesOn}
+          aria-describedby={notesOn ? undefined : NOTES_OFF_ID}
+          onClick={() => void save()}
+        >
           Save notes
         </button>
         <p role="status" className="status-line call__notes-status">
@@ -335,43 +358,60 @@ interface NotesHandle {
 function CallControls({ session, view, c, onEnd }: { session: CallSession; view: CallView; c: Consultation; onEnd: () => void }) {
   const pending = c.pendingModeRequest;
   const mine = pending && pending.requestedBy === c.you;
+  const switchOn = useFeatureOn('mode_switch');
+  const offBy = switchOn ? undefined : MODE_SWITCH_OFF_ID;
   return (
-    <div className="call__controls" role="group" aria-label="Call controls">
-      <button type="button" className="button button--secondary" aria-pressed={!view.micOn} onClick={() => session.toggleMic()}>
-        {view.micOn ? 'Mute' : 'Unmute'}
-      </button>
-      {c.mode === 'video' ? (
-        <button type="button" className="button button--secondary" aria-pressed={!view.cameraOn} onClick={() => session.toggleCamera()}>
-          {view.cameraOn ? 'Camera off' : 'Camera on'}
+    <>
+      {switchOn || c.status !== 'live' ? null : <FeatureOffNotice feature="mode_switch" id={MODE_SWITCH_OFF_ID} compact />}
+      <div className="call__controls" role="group" aria-label="Call controls">
+        <button type="button" className="button button--secondary" aria-pressed={!view.micOn} onClick={() => session.toggleMic()}>
+          {view.micOn ? 'Mute' : 'Unmute'}
         </button>
-      ) : null}
-      {c.status === 'live' ? (
-        c.mode === 'audio' ? (
-          mine ? (
-            <button type="button" className="button button--secondary" disabled={view.busy} onClick={() => void session.answerMode(pending.id, false)}>
-              Withdraw video request
-            </button>
+        {c.mode === 'video' ? (
+          <button type="button" className="button button--secondary" aria-pressed={!view.cameraOn} onClick={() => session.toggleCamera()}>
+            {view.cameraOn ? 'Camera off' : 'Camera on'}
+          </button>
+        ) : null}
+        {c.status === 'live' ? (
+          c.mode === 'audio' ? (
+            mine ? (
+              <button type="button" className="button button--secondary" disabled={view.busy} onClick={() => void session.answerMode(pending.id, false)}>
+                Withdraw video request
+              </button>
+            ) : (
+              <button
+                type="button"
+                className="button button--secondary"
+                disabled={view.busy || !!pending || !switchOn}
+                aria-describedby={offBy}
+                onClick={() => void session.requestMode('video')}
+              >
+                Switch to video
+              </button>
+            )
           ) : (
-            <button type="button" className="button button--secondary" disabled={view.busy || !!pending} onClick={() => void session.requestMode('video')}>
-              Switch to video
+            <button
+              type="button"
+              className="button button--secondary"
+              disabled={view.busy || !switchOn}
+              aria-describedby={offBy}
+              onClick={() => void session.requestMode('audio')}
+            >
+              Switch to audio
             </button>
           )
-        ) : (
-          <button type="button" className="button button--secondary" disabled={view.busy} onClick={() => void session.requestMode('audio')}>
-            Switch to audio
+        ) : null}
+        {c.you === 'clinician' ? (
+          <button type="button" className="button button--warning" disabled={view.busy} onClick={onEnd}>
+            End consultation
           </button>
-        )
-      ) : null}
-      {c.you === 'clinician' ? (
-        <button type="button" className="button button--warning" disabled={view.busy} onClick={onEnd}>
-          End consultation
-        </button>
-      ) : (
-        <button type="button" className="button button--warning" onClick={() => session.leave()}>
-          Hang up
-        </button>
-      )}
-    </div>
+        ) : (
+          <button type="button" className="button button--warning" onClick={() => session.leave()}>
+            Hang up
+          </button>
+        )}
+      </div>
+    </>
   );
 }
 

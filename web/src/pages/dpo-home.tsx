@@ -12,10 +12,11 @@ import { StaffList } from '../components/staff-list';
 import { SelectField, TextField } from '../components/text-field';
 import { formatDuration, roleLabel } from '../format';
 import { useSignedIn } from '../session';
+import { AlertsSection, DrillSection, OffFeaturesSection, useFocusOn } from './dpo-breach-guard';
 
 const PAGE_SIZE = 50;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const FILTER_FIELDS = ['action', 'outcome', 'patientId', 'actorId'] as const;
+const FILTER_FIELDS = ['action', 'outcome', 'patientId', 'actorId', 'upToSeq'] as const;
 const idFor = (field: string) => `audit-${field}`;
 const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
@@ -24,8 +25,10 @@ interface Filters {
   outcome: '' | AuditOutcome;
   patientId: string;
   actorId: string;
+  /** The newest event to show (its sequence number): an alert's event, and the older ones. */
+  upToSeq: string;
 }
-const NO_FILTERS: Filters = { action: '', outcome: '', patientId: '', actorId: '' };
+const NO_FILTERS: Filters = { action: '', outcome: '', patientId: '', actorId: '', upToSeq: '' };
 
 function toQuery(filters: Filters): AuditEventQuery {
   const query: AuditEventQuery = { limit: PAGE_SIZE };
@@ -33,6 +36,7 @@ function toQuery(filters: Filters): AuditEventQuery {
   if (filters.outcome) query.outcome = filters.outcome;
   if (filters.patientId.trim()) query.patientId = filters.patientId.trim().toLowerCase();
   if (filters.actorId.trim()) query.actorId = filters.actorId.trim().toLowerCase();
+  if (filters.upToSeq.trim()) query.beforeSeq = Number(filters.upToSeq.trim()) + 1;
   return query;
 }
 
@@ -44,6 +48,10 @@ function checkFilters(filters: Filters): FormErrors {
   return fieldErrors({
     patientId: uuidProblem(filters.patientId, 'Patient ID'),
     actorId: uuidProblem(filters.actorId, 'Actor ID'),
+    upToSeq:
+      filters.upToSeq.trim() && !/^[1-9]\d{0,14}$/.test(filters.upToSeq.trim())
+        ? 'Up to event must be an event number, like 1234.'
+        : null,
   });
 }
 
@@ -169,7 +177,13 @@ type Trail =
       olderError: string | null;
     };
 
-function AuditTrail() {
+/** A request to show one event (by its sequence number) at the top of the trail; `n` tells repeats apart. */
+interface EventLookup {
+  seq: number;
+  n: number;
+}
+
+function AuditTrail({ lookup }: { lookup: EventLookup | null }) {
   const [draft, setDraft] = useState<Filters>(NO_FILTERS);
   const [applied, setApplied] = useState<Filters>(NO_FILTERS);
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
@@ -192,6 +206,15 @@ function AuditTrail() {
       },
     );
   }, [applied]);
+
+  // An alert's event number was chosen: show it first, with everything older after it.
+  useEffect(() => {
+    if (!lookup) return;
+    const filters = { ...NO_FILTERS, upToSeq: String(lookup.seq) };
+    setDraft(filters);
+    setErrors(NO_ERRORS);
+    setApplied(filters);
+  }, [lookup]);
 
   function search(event: FormEvent) {
     event.preventDefault();
@@ -230,7 +253,9 @@ function AuditTrail() {
 
   return (
     <section aria-labelledby="events-heading">
-      <h2 id="events-heading">Events</h2>
+      <h2 id="events-heading" tabIndex={-1}>
+        Events
+      </h2>
       <form className="filters" onSubmit={search} noValidate aria-label="Filter audit events">
         <ErrorSummary errors={errors} idFor={idFor} />
         <div className="filters__grid">
@@ -277,6 +302,16 @@ function AuditTrail() {
             onChange={set('actorId')}
             error={errors.fields.actorId}
             className="input--id"
+          />
+          <TextField
+            id={idFor('upToSeq')}
+            label="Up to event"
+            hint="An event number: shows it and older events"
+            inputMode="numeric"
+            autoComplete="off"
+            value={draft.upToSeq}
+            onChange={set('upToSeq')}
+            error={errors.fields.upToSeq}
           />
         </div>
         <div className="button-row">
@@ -403,12 +438,20 @@ function VerifyChain() {
 export function DpoHomePage() {
   usePageTitle('Audit trail');
   const session = useSignedIn();
+  const [lookup, setLookup] = useState<EventLookup | null>(null);
+  useFocusOn('events-heading', lookup);
   return (
     <div className="wide">
       <h1>Audit trail</h1>
-      <p>Every read and change of patient data, and every refused attempt, newest first.</p>
+      <p>
+        The breach guard's alerts, what is switched off, and every read and change of patient data (and every refused
+        attempt), newest first.
+      </p>
+      <AlertsSection onShowEvent={(seq) => setLookup((l) => ({ seq, n: (l?.n ?? 0) + 1 }))} />
+      <OffFeaturesSection />
+      <DrillSection />
       <VerifyChain />
-      <AuditTrail />
+      <AuditTrail lookup={lookup} />
       {/* A heading, not a second landmark: the table's own scroll region is already named "Staff". */}
       <h2 id="staff-heading">Staff</h2>
       <StaffList caption="Staff" selfId={session.account.id} />

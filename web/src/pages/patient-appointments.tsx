@@ -12,10 +12,12 @@ import {
 import type { Appointment, Slot } from '../api-types';
 import { StatusTag, statusLabel } from '../components/appointment-status';
 import { ConfirmDialog } from '../components/confirm-dialog';
+import { FeatureOffNotice } from '../components/feature-off';
 import { LoadedContent, Loading } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { SlotPicker, groupSlotsByDay, slotKey } from '../components/slot-picker';
 import { formatTimeOfDay, formatWhen, modeLabel } from '../format';
+import { useFeatureOn } from '../feature-status';
 import { useApi } from '../use-api';
 import { useSignedIn } from '../session';
 import { useClock } from '../use-clock';
@@ -24,11 +26,16 @@ import { useFreeSlots } from '../use-free-slots';
 
 type Notice = { tone: 'success' | 'info'; text: string };
 
+/** The page-level notices that greyed buttons point to (aria-describedby). */
+const JOIN_OFF_ID = 'consultation-join-off';
+const RESCHEDULE_OFF_ID = 'rescheduling-off';
+
 /** Joins the appointment's consultation and opens the call page; explains when it is not open. */
 function JoinConsultation({ appointment, describedBy }: { appointment: Appointment; describedBy: string }) {
   const navigate = useNavigate();
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const joinOn = useFeatureOn('consultation_join');
 
   async function join() {
     setBusy(true);
@@ -47,7 +54,13 @@ function JoinConsultation({ appointment, describedBy }: { appointment: Appointme
 
   return (
     <div className="join">
-      <button type="button" className="button" aria-describedby={describedBy} disabled={busy} onClick={() => void join()}>
+      <button
+        type="button"
+        className="button"
+        aria-describedby={joinOn ? describedBy : `${describedBy} ${JOIN_OFF_ID}`}
+        disabled={busy || !joinOn}
+        onClick={() => void join()}
+      >
         Join consultation
       </button>
       {error ? (
@@ -193,6 +206,7 @@ function UpcomingItem({
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const rescheduleButton = useRef<HTMLButtonElement>(null);
+  const reschedulingOn = useFeatureOn('rescheduling');
   const now = useClock();
   // The waiting room opens this long before the appointment (the clinic's setting; the server has the last word).
   const joinEarlyMs = useSignedIn().consultationJoinEarlySeconds * 1000;
@@ -241,9 +255,10 @@ function UpcomingItem({
           <button
             type="button"
             className="button button--secondary"
-            aria-describedby={headingId}
-            aria-expanded={rescheduling}
+            aria-describedby={reschedulingOn ? headingId : `${headingId} ${RESCHEDULE_OFF_ID}`}
+            aria-expanded={rescheduling && reschedulingOn}
             aria-controls={panelId}
+            disabled={!reschedulingOn}
             ref={rescheduleButton}
             onClick={() => setRescheduling((r) => !r)}
           >
@@ -263,7 +278,7 @@ function UpcomingItem({
         </div>
       ) : null}
       <div id={panelId}>
-        {rescheduling ? (
+        {rescheduling && reschedulingOn ? (
           <Reschedule
             appointment={appointment}
             describedBy={headingId}
@@ -332,6 +347,9 @@ export function PatientAppointmentsPage() {
   const [notice, setNotice] = useState<Notice | null>(() => bookedNotice(location.state));
   const noticeRef = useRef<HTMLDivElement>(null);
   const [noticeVersion, setNoticeVersion] = useState(0);
+  const bookingOn = useFeatureOn('booking');
+  const reschedulingOn = useFeatureOn('rescheduling');
+  const joinOn = useFeatureOn('consultation_join');
 
   // The confirmation is shown once; a reload or a later visit should not repeat it.
   useEffect(() => {
@@ -364,11 +382,17 @@ export function PatientAppointmentsPage() {
           <p>{notice.text}</p>
         </div>
       ) : null}
-      <p>
-        <Link className="button" to="/patient/book">
-          Book a consultation
-        </Link>
-      </p>
+      {bookingOn ? (
+        <p>
+          <Link className="button" to="/patient/book">
+            Book a consultation
+          </Link>
+        </p>
+      ) : (
+        <FeatureOffNotice feature="booking" />
+      )}
+      {joinOn ? null : <FeatureOffNotice feature="consultation_join" id={JOIN_OFF_ID} />}
+      {reschedulingOn ? null : <FeatureOffNotice feature="rescheduling" id={RESCHEDULE_OFF_ID} />}
       <LoadedContent result={result} what="your appointments" onRetry={reload}>
         {({ upcoming, past: notUpcoming }) => {
           const movedTo = new Map<string, Appointment>();

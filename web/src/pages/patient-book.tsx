@@ -6,12 +6,14 @@ import type { ConsultationMode, Slot } from '../api-types';
 import { ErrorSummary } from '../components/error-summary';
 import { NO_ERRORS, fieldErrors, formErrorsFrom } from '../components/form-errors';
 import type { FormErrors } from '../components/form-errors';
+import { FeatureOffNotice } from '../components/feature-off';
 import { LoadedContent, Loading } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { SlotPicker, groupSlotsByDay, slotKey } from '../components/slot-picker';
 import { RadiosField, SelectField, TextareaField } from '../components/text-field';
 import { formatWhen, localTimeZone, modeLabel } from '../format';
 import type { Appointment } from '../api-types';
+import { useFeatureOn } from '../feature-status';
 import { useApi } from '../use-api';
 import { useFreeSlots } from '../use-free-slots';
 
@@ -35,6 +37,23 @@ export function zoneHint(clinicTimeZone: string | undefined): string {
 
 export function PatientBookPage() {
   usePageTitle('Book a consultation');
+  const booking = useFeatureOn('booking');
+  if (!booking) {
+    return (
+      <>
+        <h1>Book a consultation</h1>
+        <FeatureOffNotice feature="booking" recheck />
+        <p>
+          <Link to="/patient/appointments">See your appointments</Link>
+        </p>
+        <p>In an emergency call 999.</p>
+      </>
+    );
+  }
+  return <BookingForm />;
+}
+
+function BookingForm() {
   const navigate = useNavigate();
   const [clinicianId, setClinicianId] = useState('');
   const [slotsVersion, setSlotsVersion] = useState(0);

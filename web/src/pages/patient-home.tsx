@@ -2,14 +2,17 @@ import { useEffect, useRef } from 'react';
 import { Link } from 'react-router';
 import { getProfile, listMyAppointments, listNotifications, markNotificationRead } from '../api';
 import type { AppNotification } from '../api-types';
+import { FeatureOffNotice } from '../components/feature-off';
 import { LoadedContent } from '../components/loading';
 import { LocalTime } from '../components/local-time';
 import { usePageTitle } from '../components/page-title';
 import { formatWhen, modeLabel } from '../format';
+import { useFeatureOn } from '../feature-status';
 import { useApi } from '../use-api';
 
 function NextAppointment() {
   const { result, reload } = useApi(listMyAppointments);
+  const booking = useFeatureOn('booking');
   return (
     <section className="card" aria-labelledby="appointments-heading">
       <h2 id="appointments-heading">Appointments</h2>
@@ -36,10 +39,13 @@ function NextAppointment() {
               ) : (
                 <p className="empty-state">You have no upcoming appointments.</p>
               )}
+              {booking ? null : <FeatureOffNotice feature="booking" compact />}
               <ul className="link-list">
-                <li>
-                  <Link to="/patient/book">Book a consultation</Link>
-                </li>
+                {booking ? (
+                  <li>
+                    <Link to="/patient/book">Book a consultation</Link>
+                  </li>
+                ) : null}
                 <li>
                   <Link to="/patient/appointments">All your appointments</Link>
                 </li>
@@ -118,6 +124,7 @@ function Notifications() {
 export function PatientHomePage() {
   usePageTitle('Home');
   const { result, reload } = useApi(getProfile);
+  const replays = useFeatureOn('replay_list');
 
   return (
     <LoadedContent result={result} what="your details" onRetry={reload}>
@@ -130,11 +137,15 @@ export function PatientHomePage() {
             <section className="card" aria-labelledby="replays-heading">
               <h2 id="replays-heading">Consultation replays</h2>
               <p>Listen to or watch consultations you agreed to have recorded, and read your GP's notes.</p>
-              <ul className="link-list">
-                <li>
-                  <Link to="/patient/replays">Consultation replays</Link>
-                </li>
-              </ul>
+              {replays ? (
+                <ul className="link-list">
+                  <li>
+                    <Link to="/patient/replays">Consultation replays</Link>
+                  </li>
+                </ul>
+              ) : (
+                <FeatureOffNotice feature="replay_list" compact />
+              )}
             </section>
             <section className="card" aria-labelledby="account-heading">
               <h2 id="account-heading">Your account</h2>

@@ -8,9 +8,11 @@ import type { DateParts } from '../components/date-field';
 import { ErrorSummary } from '../components/error-summary';
 import { NO_ERRORS, fieldErrors, formErrorsFrom } from '../components/form-errors';
 import type { FormErrors } from '../components/form-errors';
+import { FeatureOffNotice } from '../components/feature-off';
 import { Loading } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { TextField } from '../components/text-field';
+import { useFeatureOn } from '../feature-status';
 import { homePathFor, useSession } from '../session';
 
 type Fields = Omit<Required<RegisterPatientInput>, 'dateOfBirth'> & { dateOfBirth: DateParts };
@@ -62,10 +64,22 @@ export function RegisterPage() {
   const [values, setValues] = useState<Fields>(EMPTY);
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
   const [busy, setBusy] = useState(false);
+  const registrationOn = useFeatureOn('registration');
 
   if (state.status !== 'ready') return <Loading />;
   if (state.session.authenticated && state.session.stage === 'full' && !busy) {
     return <Navigate to={homePathFor(state.session)} replace />;
+  }
+  if (!registrationOn && !busy) {
+    return (
+      <div className="narrow">
+        <h1>Create an account</h1>
+        <FeatureOffNotice feature="registration" recheck />
+        <p className="after-form">
+          Already registered? <Link to="/sign-in">Sign in</Link>
+        </p>
+      </div>
+    );
   }
 
   const set = (field: Exclude<keyof Fields, 'dateOfBirth'>) => (event: { target: { value: string } }) =>

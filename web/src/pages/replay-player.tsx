@@ -1,12 +1,14 @@
-import { useRef, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { ApiError, getReplay, replayMediaUrl } from '../api';
 import type { Replay } from '../api-types';
 import { ConsultationNotesSection } from '../components/consultation-notes';
+import { FeatureOffNotice } from '../components/feature-off';
 import { LoadedContent } from '../components/loading';
 import { LocalTime } from '../components/local-time';
 import { usePageTitle } from '../components/page-title';
 import { useSignedIn } from '../session';
+import { useFeatureStatus } from '../feature-status';
 import { useApi } from '../use-api';
 import { formatDuration } from '../format';
 import { NotFoundPage } from './not-found';
@@ -45,9 +47,32 @@ function playbackFailure(error: MediaError | null): PlaybackFailure {
   }
 }
 
+/**
+ * A failed replay may be followed by playback being switched off (damage found in a recording
+ * switches it off within a second): look now, and once more a moment later.
+ */
+const SECOND_LOOK_MS = 1_500;
+
 function Player({ replay, clinician }: { replay: Replay; clinician: boolean }) {
   const video = useRef<HTMLVideoElement>(null);
   const [failure, setFailure] = useState<PlaybackFailure | null>(null);
+  const { isOn, refresh } = useFeatureStatus();
+  const playbackOn = isOn('replay_playback');
+  const secondLook = useRef<ReturnType<typeof setTimeout>>(undefined);
+
+  // Switched off: when it comes back on, the player starts afresh.
+  useEffect(() => {
+    if (!playbackOn) setFailure(null);
+  }, [playbackOn]);
+  useEffect(() => () => clearTimeout(secondLook.current), []);
+
+  function failed(error: MediaError | null) {
+    setFailure(playbackFailure(error));
+    // The media element cannot read the server's answer: ask whether playback was switched off.
+    void refresh();
+    clearTimeout(secondLook.current);
+    secondLook.current = setTimeout(() => void refresh(), SECOND_LOOK_MS);
+  }
 
   function tryAgain() {
     setFailure(null);
@@ -57,19 +82,23 @@ function Player({ replay, clinician }: { replay: Replay; clinician: boolean }) {
   return (
     <>
       <h1>Consultation of <LocalTime iso={replayWhen(replay)} /></h1>
-      <video
-        ref={video}
-        className="replay__video"
-        controls
-        preload="metadata"
-        src={replayMediaUrl(replay.id)}
-        aria-label="Consultation recording"
-        hidden={!!failure}
-        onError={(event) => setFailure(playbackFailure(event.currentTarget.error))}
-      >
-        Your browser cannot play this recording.
-      </video>
-      {failure ? (
+      {playbackOn ? (
+        <video
+          ref={video}
+          className="replay__video"
+          controls
+          preload="metadata"
+          src={replayMediaUrl(replay.id)}
+          aria-label="Consultation recording"
+          hidden={!!failure}
+          onError={(event) => failed(event.currentTarget.error)}
+        >
+          Your browser cannot play this recording.
+        </video>
+      ) : (
+        <FeatureOffNotice feature="replay_playback" recheck />
+      )}
+      {failure && playbackOn ? (
         <div className="notice notice--error replay__failure" role="alert">
           <p>
             <strong>The recording cannot be played.</strong> {failure.reason}

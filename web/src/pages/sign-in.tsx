@@ -6,9 +6,11 @@ import { ErrorSummary } from '../components/error-summary';
 import { NO_ERRORS, fieldErrors, formErrorsFrom } from '../components/form-errors';
 import type { FormErrors } from '../components/form-errors';
 import { returnPath } from '../components/guards';
+import { FeatureOffNotice } from '../components/feature-off';
 import { Loading } from '../components/loading';
 import { usePageTitle } from '../components/page-title';
 import { TextField } from '../components/text-field';
+import { useFeatureOn } from '../feature-status';
 import { homePathFor, useSession } from '../session';
 
 const idFor = (field: string) => `sign-in-${field}`;
@@ -22,6 +24,7 @@ export function SignInPage() {
   const [password, setPassword] = useState('');
   const [errors, setErrors] = useState<FormErrors>(NO_ERRORS);
   const [busy, setBusy] = useState(false);
+  const registrationOn = useFeatureOn('registration');
 
   if (state.status !== 'ready') return <Loading />;
   // Someone who has finished signing in has nothing to do here; half-way is fine (start again).
@@ -85,9 +88,15 @@ export function SignInPage() {
           Sign in
         </button>
       </form>
-      <p className="after-form">
-        <Link to="/register">New patient? Create an account</Link>
-      </p>
+      {registrationOn ? (
+        <p className="after-form">
+          <Link to="/register">New patient? Create an account</Link>
+        </p>
+      ) : (
+        <div className="after-form">
+          <FeatureOffNotice feature="registration" compact />
+        </div>
+      )}
     </div>
   );
 }
