@@ -33,7 +33,7 @@ export const streamAlerts = defineRoute({
   method: 'GET',
   url: '/api/guard/alerts/stream',
   summary:
-    'New alerts as they are raised in any process, pushed as Server-Sent Events (`event: alert`, data: the Alert). Closed after two minutes; the browser reconnects and should re-read the list (DPO)',
+    'New alerts as they are raised in any process, pushed as Server-Sent Events (`event: alert`, data: the Alert; `event: resync` when some may have been missed: re-read the list). Closed after two minutes; the browser reconnects and should re-read the list (DPO)',
   tags: ['guard'],
   access: { permission: 'guard.read' },
   response: z.object({}),
@@ -45,7 +45,9 @@ export const streamAlerts = defineRoute({
     const write = (text: string) => {
       if (!stream.writableEnded) stream.write(text);
     };
-    const stopListening = deps.guard.onAlert((alert) => write(`event: alert\ndata: ${JSON.stringify(Alert.parse(alert))}\n\n`));
+    const stopListening = deps.guard.onAlert((alert) =>
+      write(alert ? `event: alert\ndata: ${JSON.stringify(Alert.parse(alert))}\n\n` : 'event: resync\ndata: {}\n\n'),
+    );
     const ping = setInterval(() => write(': ping\n\n'), STREAM_PING_MS);
     const end = () => {
       clearInterval(ping);

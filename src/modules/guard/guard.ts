@@ -23,7 +23,7 @@ const WEBHOOK_MAX_ATTEMPTS = 10;
 export class Guard {
   readonly detector: Detector;
   private throttles = new Map<string, number>();
-  private readonly listeners = new Set<(alert: Alert) => void>();
+  private readonly listeners = new Set<(alert: Alert | null) => void>();
   private readonly unlisten: (() => Promise<void>)[] = [];
   private sweep: NodeJS.Timeout | undefined;
   private closed = false;
@@ -38,7 +38,23 @@ export class Guard {
     this.detector = new Detector(scopes, settings, logger, (id) => void this.deliver(id));
   }
 
+  /** Subscribes, reads the throttles and starts detecting; a failed start leaves nothing subscribed (start-up retries it). */
   async start(): Promise<void> {
+    try {
+      await this.subscribe();
+      await this.refreshThrottles(false);
+    } catch (err) {
+      for (const u of this.unlisten.splice(0)) await u().catch(() => undefined);
+      throw err;
+    }
+    this.detector.start();
+    if (this.webhookUrl) {
+      this.sweep = setInterval(() => void this.retryWebhooks(), WEBHOOK_SWEEP_MS);
+      this.sweep.unref();
+    }
+  }
+
+  private async subscribe(): Promise<void> {
     this.unlisten.push(
       await this.db.listen(
         GUARD_CHANNEL,
@@ -46,8 +62,11 @@ export class Guard {
           if (payload.startsWith('alert:')) void this.announce(payload.slice('alert:'.length));
           else void this.refreshThrottles();
         },
-        // Missed while disconnected: throttles are re-read; the DPO's page re-reads its alerts when its stream reconnects.
-        () => void this.refreshThrottles(),
+        // Missed while disconnected: throttles are re-read, and open pages are told to re-read their alerts.
+        () => {
+          void this.refreshThrottles();
+          for (const l of this.listeners) l(null);
+        },
       ),
     );
     this.unlisten.push(
@@ -57,12 +76,6 @@ export class Guard {
         () => this.detector.wake(),
       ),
     );
-    await this.refreshThrottles();
-    this.detector.start();
-    if (this.webhookUrl) {
-      this.sweep = setInterval(() => void this.retryWebhooks(), WEBHOOK_SWEEP_MS);
-      this.sweep.unref();
-    }
   }
 
   /** Refused everywhere until the throttle ends (the probing rule). From memory: no round trip. */
@@ -74,13 +87,17 @@ export class Guard {
     return false;
   }
 
-  /** New alerts, as they are raised in any process (the DPO's live page). */
-  onAlert(listener: (alert: Alert) => void): () => void {
+  /**
+   * New alerts, as they are raised in any process (the DPO's live page); `null` when some may
+   * have been missed (the notification connection was replaced): re-read the list.
+   */
+  onAlert(listener: (alert: Alert | null) => void): () => void {
     this.listeners.add(listener);
     return () => void this.listeners.delete(listener);
   }
 
-  private async refreshThrottles(): Promise<void> {
+  /** `retry`: keep trying in the background (a notification); at start-up the failure is the caller's. */
+  private async refreshThrottles(retry = true): Promise<void> {
     try {
       const rows = await this.scopes.run(
         { kind: 'system', reason: 'breach guard: read throttles' },
@@ -90,6 +107,7 @@ export class Guard {
       );
       this.throttles = new Map(rows.map((r) => [r.actor_id, r.until.getTime()]));
     } catch (err) {
+      if (!retry) throw err;
       this.logger.warn({ errName: (err as Error).name }, 'could not re-read the throttled principals; retrying');
       if (!this.closed) setTimeout(() => void this.refreshThrottles(), 1_000).unref();
     }
