@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { compileTrust, type TrustedProxies } from './http/client-address';
 import { isValidTimeZone } from './modules/appointments/clinic-time';
+import { FAULT_POINT_NAMES, isFaultPoint, type FaultPoint } from './testing/fault-points';
 
 const bool = z
   .enum(['0', '1', 'true', 'false', 'yes', 'no'])
@@ -160,8 +161,8 @@ export interface Config {
     /** Optional paging webhook: each alert is POSTed here as JSON (identifiers and codes only). */
     webhookUrl: string | undefined;
   };
-  /** Fault points switched on for the breach drill; always empty in production. */
-  faults: string[];
+  /** Fault points switched on for the breach drill (src/testing/fault-points.ts); always empty in production. */
+  faults: FaultPoint[];
 }
 
 export class ConfigError extends Error {}
@@ -190,6 +191,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const faults = (e.CONFIDANT_FAULTS ?? '').split(',').map((f) => f.trim()).filter(Boolean);
   if (mode === 'production' && faults.length > 0) {
     throw new ConfigError('CONFIDANT_FAULTS is for the breach drill and tests; production mode refuses to start with fault points switched on');
+  }
+  const unknownFault = faults.find((f) => !isFaultPoint(f));
+  if (unknownFault !== undefined) {
+    throw new ConfigError(`CONFIDANT_FAULTS: unknown fault point "${unknownFault}" (known: ${FAULT_POINT_NAMES.join(', ')})`);
   }
   const turnUrls = iceUrls(e.ICE_TURN_URLS, /^turns?:/, 'ICE_TURN_URLS');
   if (turnUrls.length > 0 && !e.ICE_TURN_SECRET_FILE) throw new ConfigError('ICE_TURN_URLS needs ICE_TURN_SECRET_FILE (the TURN server\'s shared secret)');
@@ -264,6 +269,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       volumePatientsPerHour: e.GUARD_VOLUME_PATIENTS_PER_HOUR,
       webhookUrl: e.GUARD_WEBHOOK_URL,
     },
-    faults,
+    faults: faults.filter(isFaultPoint),
   };
 }

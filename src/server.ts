@@ -24,6 +24,7 @@ import { startOperatorServer } from './observability/operator-server';
 import { FeatureFlags } from './modules/features/feature-flags';
 import { FEATURE_CHANNEL } from './modules/features/features';
 import { Guard } from './modules/guard/guard';
+import { activeFaults, setFaults } from './testing/fault-points';
 
 export interface Service {
   config: Config;
@@ -100,6 +101,9 @@ export async function createService(
   opts: { logger?: Logger; db?: Database; webRoot?: string; migrate?: boolean; sweepRecordings?: boolean } = {},
 ): Promise<Service> {
   const logger: Logger = opts.logger ?? createLogger(config.logLevel);
+  // The breach drill's fault points (never in production: config and setFaults both refuse).
+  setFaults(config);
+  if (activeFaults().length > 0) logger.warn({ faults: activeFaults() }, 'fault points switched on for the breach drill: this process has a broken layer on purpose');
   // The database opens before the metrics exist (start-up may wait for it); its connection losses count once both do.
   const metricsRef: { current?: Metrics } = {};
   const observer = databaseObserver(logger, (err) => metricsRef.current?.countDbError(err));

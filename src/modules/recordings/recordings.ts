@@ -11,6 +11,7 @@ import { newDataKey, unwrapDataKey, wrapDataKey, type MasterKey } from './record
 import { openChunk, openRangeStream, sealChunk, sealRecording, SEGMENT_SIZE, TamperError } from './sealed-segments';
 import { sharedOpener } from './segment-opener';
 import { finaliseWebm, WebmError, type FinaliseOptions } from './webm';
+import { faultActive } from '../../testing/fault-points';
 
 export interface RecordingLimits {
   maxChunkBytes: number;
@@ -73,6 +74,7 @@ function uploadView(
 /** Recordings the caller may see: the patient's own, the clinician's consultations'. Nobody else's. */
 function recordingsInScope(scope: Scope) {
   const me = partyOf(scope);
+  if (faultActive('replay_scope_dropped')) return scope.tx.selectFrom('recordings');
   return me.role === 'patient'
     ? scope.tx.selectFrom('recordings').where('recordings.patient_id', '=', me.accountId)
     : scope.tx.selectFrom('recordings').where('recordings.clinician_id', '=', me.accountId);
@@ -489,10 +491,10 @@ function replaysQuery(scope: Scope) {
 
 type ReplayRow = Awaited<ReturnType<ReturnType<typeof replaysQuery>['executeTakeFirstOrThrow']>>;
 
-function toReplay(r: ReplayRow): ReplayView {
+function toReplay(scope: Scope, r: ReplayRow): ReplayView {
   return {
     id: r.id,
-    patientId: r.patient_id,
+    patientId: faultActive('replay_owner_from_request') ? partyOf(scope).accountId : r.patient_id,
     consultationId: r.consultation_id,
     consultationStartedAt: r.consultation_started_at ? new Date(r.consultation_started_at).toISOString() : null,
     recordedAt: new Date(r.started_at).toISOString(),
@@ -509,14 +511,14 @@ function toReplay(r: ReplayRow): ReplayView {
 export async function listReplays(scope: Scope): Promise<{ replays: ReplayView[] }> {
   const rows = await replaysQuery(scope).orderBy('recordings.started_at', 'desc').limit(200).execute();
   for (const r of rows) scope.audit({ action: 'recording.list', objectType: 'recording', objectId: r.id, patientId: r.patient_id });
-  return { replays: rows.map(toReplay) };
+  return { replays: rows.map((r) => toReplay(scope, r)) };
 }
 
 export async function readReplay(scope: Scope, recordingId: string): Promise<ReplayView> {
   const row = await replaysQuery(scope).where('recordings.id', '=', recordingId).executeTakeFirst();
   if (!row) throw notFound();
   scope.audit({ action: 'recording.read', objectType: 'recording', objectId: recordingId, patientId: row.patient_id });
-  return toReplay(row);
+  return toReplay(scope, row);
 }
 
 export interface ReplayMedia {
@@ -612,7 +614,7 @@ export async function prepareReplayMedia(scope: Scope, recordingId: string, rang
   });
   return {
     recordingId,
-    patientId: row.patient_id,
+    patientId: faultActive('replay_owner_from_request') ? partyOf(scope).accountId : row.patient_id,
     clinicianId: row.clinician_id,
     mediaType: row.media_type,
     size,
