@@ -323,6 +323,29 @@ describe("the DPO's alerts", () => {
   });
 });
 
+describe('shutting down', () => {
+  it('ends the open alert streams, so an open DPO page does not hold the server open', async () => {
+    const other = await startTestService();
+    const theDpo = await newStaff(other, 'dpo');
+    await other.built.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = other.built.app.server.address() as AddressInfo;
+    const open = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, path: '/api/guard/alerts/stream', headers: { cookie: theDpo.client.cookie! } }, resolve).on('error', reject);
+    });
+    expect(open.statusCode).toBe(200);
+    const ended = new Promise<void>((resolve) => {
+      open.on('end', () => resolve());
+      open.on('close', () => resolve());
+      open.resume();
+    });
+    const started = performance.now();
+    await other.close();
+    await ended;
+    // Without the stream being ended, close() waits for it (two minutes, its lifetime).
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+});
+
 describe('paging webhook', () => {
   it('POSTs each alert (identifiers and codes only) to the configured URL, and audits the delivery', async () => {
     const posts: { body: string; type: string | undefined }[] = [];

@@ -45,17 +45,24 @@ export const streamAlerts = defineRoute({
     const write = (text: string) => {
       if (!stream.writableEnded) stream.write(text);
     };
-    const stopListening = deps.guard.onAlert((alert) =>
-      write(alert ? `event: alert\ndata: ${JSON.stringify(Alert.parse(alert))}\n\n` : 'event: resync\ndata: {}\n\n'),
-    );
-    const ping = setInterval(() => write(': ping\n\n'), STREAM_PING_MS);
+    let stopListening = () => {};
+    let ping: NodeJS.Timeout | undefined;
+    let lifetime: NodeJS.Timeout | undefined;
     const end = () => {
       clearInterval(ping);
       clearTimeout(lifetime);
       stopListening();
       if (!stream.writableEnded) stream.end();
     };
-    const lifetime = setTimeout(end, STREAM_LIFETIME_MS);
+    stopListening = deps.guard.onAlert(
+      (alert) => write(alert ? `event: alert\ndata: ${JSON.stringify(Alert.parse(alert))}\n\n` : 'event: resync\ndata: {}\n\n'),
+      // The service is shutting down: the page reconnects to whichever process is left.
+      end,
+    );
+    if (!stream.writableEnded) {
+      ping = setInterval(() => write(': ping\n\n'), STREAM_PING_MS);
+      lifetime = setTimeout(end, STREAM_LIFETIME_MS);
+    }
     reply.raw.once('close', end);
     reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-store').header('x-accel-buffering', 'no');
     // Reconnect after a second; say it is open at once (a comment), so the page knows it is live.

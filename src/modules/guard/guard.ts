@@ -24,6 +24,8 @@ export class Guard {
   readonly detector: Detector;
   private throttles = new Map<string, number>();
   private readonly listeners = new Set<(alert: Alert | null) => void>();
+  /** Open streams, ended when the service shuts down (an open response would hold the server's close). */
+  private readonly closers = new Set<() => void>();
   private readonly unlisten: (() => Promise<void>)[] = [];
   private sweep: NodeJS.Timeout | undefined;
   private closed = false;
@@ -91,9 +93,17 @@ export class Guard {
    * New alerts, as they are raised in any process (the DPO's live page); `null` when some may
    * have been missed (the notification connection was replaced): re-read the list.
    */
-  onAlert(listener: (alert: Alert | null) => void): () => void {
+  onAlert(listener: (alert: Alert | null) => void, onClose?: () => void): () => void {
+    if (this.closed) {
+      onClose?.();
+      return () => undefined;
+    }
     this.listeners.add(listener);
-    return () => void this.listeners.delete(listener);
+    if (onClose) this.closers.add(onClose);
+    return () => {
+      this.listeners.delete(listener);
+      if (onClose) this.closers.delete(onClose);
+    };
   }
 
   /** `retry`: keep trying in the background (a notification); at start-up the failure is the caller's. */
@@ -206,6 +216,8 @@ export class Guard {
     if (this.sweep) clearInterval(this.sweep);
     await this.detector.stop();
     for (const u of this.unlisten) await u().catch(() => undefined);
+    for (const c of [...this.closers]) c();
+    this.closers.clear();
     this.listeners.clear();
   }
 }
