@@ -40,6 +40,22 @@ const leaky = defineRoute({
   handler: async () => ({ patientId: victimId, title: 'someone else’s replay' }),
 });
 
+/** A route with a write bug: it queues mail to a fixed patient it has nothing to do with. */
+const misaddressed = defineRoute({
+  method: 'POST',
+  url: '/api/test/misaddressed',
+  summary: 'test: a write that reaches past the caller',
+  tags: ['test'],
+  access: { permission: 'appointment.read' },
+  feature: 'notifications',
+  response: z.object({ ok: z.literal(true) }),
+  egress: 'none',
+  handler: async ({ scope }) => {
+    await scope.tx.insertInto('outbox').values({ recipient_id: victimId, channel: 'email', template: 'appointment_booked' }).execute();
+    return { ok: true as const };
+  },
+});
+
 const quiet = () =>
   createLogger(
     'silent',
@@ -77,7 +93,7 @@ beforeAll(async () => {
   victimId = victim.id;
   dpo = await newStaff(service, 'dpo');
   admin = await newStaff(service, 'admin');
-  app = (await buildApp(service.deps, { routes: [...allRoutes, leaky] })).app;
+  app = (await buildApp(service.deps, { routes: [...allRoutes, leaky, misaddressed] })).app;
   await app.ready();
 });
 afterAll(async () => {
@@ -131,6 +147,28 @@ describe('containment: a layer stopped a cross-patient response', () => {
     expect(raisedBy).toMatchObject({ actor_kind: 'system', object_id: alert!.id, outcome: 'success' });
     expect(raisedBy.system_reason).toContain('breach guard');
     expect(service.logs.some((l) => l.includes('"alert":"breach_guard"'))).toBe(true);
+  });
+
+  it('treats a write refused by row-level security the same way: 404 to the caller, nothing written, the feature off, an alert', async () => {
+    const since = new Date(Date.now() - 1);
+    const intruder = await newPatient(service);
+    const before = await dataCounts(service);
+    const res = await app.inject({ method: 'POST', url: '/api/test/misaddressed', headers: { cookie: intruder.client.cookie!, 'x-csrf-token': intruder.client.csrf!, 'content-type': 'application/json' }, payload: '{}' });
+    expect(res.statusCode, res.body).toBe(404);
+    expect(res.json().error.code).toBe('not_found');
+    await expect.poll(() => service.deps.features.isEnabledNow('notifications'), { timeout: 1_000, interval: 5 }).toBe(false);
+    const after = await dataCounts(service);
+    // Nothing of the route's write: the only new mail is the alert's, one to each DPO.
+    const dpos = await service.db.transaction({ kind: 'system', id: null, role: null, sessionId: null, reason: 'test' }, (tx) =>
+      tx.selectFrom('accounts').select('id').where('staff_role', '=', 'dpo').where('disabled_at', 'is', null).execute(),
+    );
+    expect(after.outbox - before.outbox).toBe(dpos.length);
+    expect({ ...after, outbox: 0, audit_events: 0 }).toEqual({ ...before, outbox: 0, audit_events: 0 });
+    const event = (await latestAuditEvents(service, 20)).find((e) => e.request_id === res.headers['x-request-id']);
+    expect(event).toMatchObject({ action: 'rls.violation', outcome: 'failure', actor_id: intruder.id });
+    expect(JSON.parse(event!.details!)).toMatchObject({ route: '/api/test/misaddressed', feature: 'notifications', sqlstate: '42501' });
+    const [alert] = await alertsSince(service, since);
+    expect(alert).toMatchObject({ rule: 'containment', severity: 'critical', feature: 'notifications', action: 'feature_disabled' });
   });
 
   it('gathers a burst into one alert and one incident, and switches the feature off once', async () => {
